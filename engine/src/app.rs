@@ -1,0 +1,104 @@
+//! Wiring: the services, the schema and the request entry point shared by HTTP and tests.
+
+use std::sync::Arc;
+
+use crate::auth::{AuthService, Caller, Permission};
+use crate::catalog::CatalogService;
+use crate::catalog::loader::{CatalogLoader, request_loader};
+use crate::config::Config;
+use crate::db::Db;
+use crate::events::{Core, EventBus};
+use crate::graphql::{VectisSchema, build_schema};
+use crate::tenancy::TenantService;
+
+/// Every domain service, cheap to clone.
+#[derive(Clone)]
+pub struct Services {
+    /// Database and event bus.
+    pub core: Core,
+    /// Tenants.
+    pub tenants: TenantService,
+    /// Staff users and tokens.
+    pub auth: AuthService,
+    /// Catalog.
+    pub catalog: CatalogService,
+}
+
+impl Services {
+    /// Builds the services over a connected database.
+    pub fn new(db: Db, config: &Config) -> Self {
+        let core = Core {
+            db: db.clone(),
+            bus: EventBus::default(),
+        };
+        let tenants = TenantService::new(db);
+        Services {
+            auth: AuthService::new(core.clone(), tenants.clone(), &config.auth),
+            catalog: CatalogService::new(core.clone()),
+            tenants,
+            core,
+        }
+    }
+}
+
+/// The engine: configuration, services and schema.
+#[derive(Clone)]
+pub struct App {
+    /// Configuration as loaded at boot.
+    pub config: Arc<Config>,
+    /// Domain services.
+    pub services: Services,
+    /// The GraphQL schema.
+    pub schema: VectisSchema,
+}
+
+impl App {
+    /// Connects to the configured database, applies migrations and builds the engine.
+    pub async fn start(config: Config) -> anyhow::Result<App> {
+        let db = Db::connect(&config.database).await?;
+        db.migrate().await?;
+        Ok(App::new(config, db))
+    }
+
+    /// Builds the engine over a connected, migrated database.
+    pub fn new(config: Config, db: Db) -> App {
+        let services = Services::new(db, &config);
+        let schema = build_schema(services.clone(), &config.graphql);
+        App {
+            config: Arc::new(config),
+            services,
+            schema,
+        }
+    }
+
+    /// The database.
+    pub fn db(&self) -> &Db {
+        &self.services.core.db
+    }
+
+    /// Attaches the caller and the per-request loaders to a GraphQL request.
+    pub fn prepare(
+        &self,
+        mut request: async_graphql::Request,
+        caller: Option<Caller>,
+    ) -> async_graphql::Request {
+        if let Some(caller) = caller {
+            let loader = CatalogLoader::new(
+                self.db().clone(),
+                caller.tenant,
+                caller.has(Permission::CatalogRead),
+            );
+            request = request.data(request_loader(loader)).data(caller);
+        }
+        request
+    }
+
+    /// Executes one GraphQL request as `caller`.
+    pub async fn execute(
+        &self,
+        request: async_graphql::Request,
+        caller: Option<Caller>,
+    ) -> async_graphql::Response {
+        self.schema.execute(self.prepare(request, caller)).await
+    }
+}

@@ -1,0 +1,251 @@
+//! The `vectis` command line.
+
+use std::io::BufRead;
+use std::path::PathBuf;
+
+use anyhow::Context as _;
+use base64::Engine;
+use clap::{Parser, Subcommand};
+use rand::RngCore;
+use tokio::net::TcpListener;
+use vectis_strategies::CurrencyCode;
+
+use crate::app::App;
+use crate::auth::Permission;
+use crate::config::{Config, LogFormat};
+use crate::http::{HttpOptions, router};
+use crate::seed;
+
+/// Vectis: a GraphQL-first, B2B-first headless commerce engine.
+#[derive(Debug, Parser)]
+#[command(name = "vectis", version, about)]
+pub struct Cli {
+    /// Configuration file (TOML); missing is fine, defaults and VECTIS_* variables apply.
+    #[arg(long, global = true, default_value = "vectis.toml")]
+    pub config: PathBuf,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Applies migrations and serves the GraphQL API.
+    Serve {
+        /// Seed the demo tenant and catalog first (idempotent).
+        #[arg(long)]
+        demo: bool,
+        /// Address to listen on (overrides http.listen).
+        #[arg(long)]
+        listen: Option<String>,
+    },
+    /// Applies pending database migrations.
+    Migrate,
+    /// Seeds data.
+    Seed {
+        /// Seed the demo tenant, admin and catalog.
+        #[arg(long, required = true)]
+        demo: bool,
+    },
+    /// Prints the GraphQL schema (SDL).
+    ExportSchema {
+        /// Write to this file instead of standard output.
+        #[arg(long)]
+        output: Option<PathBuf>,
+    },
+    /// Administration.
+    Admin {
+        #[command(subcommand)]
+        command: AdminCommand,
+    },
+}
+
+/// `admin` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum AdminCommand {
+    /// Creates a super-admin staff user; the password comes from VECTIS_ADMIN_PASSWORD or the
+    /// first line of standard input. A tenant that does not exist is created.
+    Create {
+        /// Tenant slug.
+        #[arg(long)]
+        tenant: String,
+        /// Email of the new staff user.
+        #[arg(long)]
+        email: String,
+        /// Display name.
+        #[arg(long, default_value = "Administrator")]
+        name: String,
+    },
+}
+
+fn init_tracing(config: &Config) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("RUST_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(&config.log.filter));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let _ = match config.log.format {
+        LogFormat::Json => builder.json().try_init(),
+        LogFormat::Pretty => builder.try_init(),
+    };
+}
+
+/// Runs the command line.
+pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    if let Command::ExportSchema { output } = &cli.command {
+        let sdl = crate::graphql::sdl();
+        match output {
+            Some(path) => {
+                std::fs::write(path, sdl).with_context(|| format!("writing {}", path.display()))?
+            }
+            None => print!("{sdl}"),
+        }
+        return Ok(());
+    }
+    let mut config = Config::load(&cli.config)?;
+    if let Command::Serve {
+        listen: Some(listen),
+        ..
+    } = &cli.command
+    {
+        config.http.listen = listen.clone();
+        config.validate()?;
+    }
+    init_tracing(&config);
+    if config.auth.jwt_secret.is_none() {
+        tracing::warn!(
+            "VECTIS_AUTH_JWT_SECRET is not set: using a random secret, tokens end with the process"
+        );
+    }
+    match cli.command {
+        Command::ExportSchema { .. } => Ok(()),
+        Command::Migrate => {
+            App::start(config).await?;
+            println!("migrations applied");
+            Ok(())
+        }
+        Command::Seed { .. } => {
+            let app = App::start(config).await?;
+            let report = seed::seed_demo(&app.services, true).await?;
+            println!(
+                "demo data ready: {} products and {} variants created ({} variants in the demo catalog)",
+                report.products_created, report.variants_created, report.variants_total
+            );
+            Ok(())
+        }
+        Command::Admin {
+            command:
+                AdminCommand::Create {
+                    tenant,
+                    email,
+                    name,
+                },
+        } => admin_create(config, &tenant, &email, &name).await,
+        Command::Serve { demo, .. } => serve(config, demo).await,
+    }
+}
+
+async fn admin_create(config: Config, tenant: &str, email: &str, name: &str) -> anyhow::Result<()> {
+    let password = match std::env::var("VECTIS_ADMIN_PASSWORD") {
+        Ok(p) => p,
+        Err(_) => {
+            eprintln!("password (one line on standard input):");
+            let mut line = String::new();
+            std::io::stdin().lock().read_line(&mut line)?;
+            line.trim_end_matches(['\r', '\n']).to_owned()
+        }
+    };
+    let app = App::start(config).await?;
+    let services = &app.services;
+    let tenant = match services.tenants.by_slug(tenant).await? {
+        Some(t) => t,
+        None => {
+            let mut bytes = [0_u8; 24];
+            rand::rng().fill_bytes(&mut bytes);
+            let key = format!(
+                "sk_{}",
+                base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+            );
+            let created = services
+                .tenants
+                .create(tenant, tenant, &key, CurrencyCode::EUR)
+                .await?;
+            println!(
+                "created tenant `{}`; its storefront key (shown once): {key}",
+                created.slug
+            );
+            created
+        }
+    };
+    let staff = services
+        .auth
+        .create_staff(tenant.id, email, &password, name, &[Permission::SuperAdmin])
+        .await
+        .map_err(|e| anyhow::anyhow!(e.message()))?;
+    println!(
+        "created super-admin {} in tenant `{}`",
+        staff.email, tenant.slug
+    );
+    Ok(())
+}
+
+const EXAMPLE_QUERY: &str = "{ products(first: 5, search: \"bolt\") { totalCount edges { node { name variants { sku price(currency: \"EUR\") { decimal currency } } } } } }";
+
+async fn serve(config: Config, demo: bool) -> anyhow::Result<()> {
+    let addr = config.listen_addr();
+    let app = App::start(config).await?;
+    let mut options = HttpOptions::default();
+    if demo {
+        let report = seed::seed_demo(&app.services, true).await?;
+        options.graphiql_storefront_key = Some(seed::DEMO_STOREFRONT_KEY.to_owned());
+        println!(
+            "demo tenant `{}` ready: {} variants ({} created now)",
+            seed::DEMO_TENANT,
+            report.variants_total,
+            report.variants_created
+        );
+        println!(
+            "  admin login:     {} / {}",
+            seed::DEMO_ADMIN_EMAIL,
+            seed::DEMO_PASSWORD
+        );
+        println!(
+            "  storefront key:  {} (header X-Vectis-Storefront-Key)",
+            seed::DEMO_STOREFRONT_KEY
+        );
+    }
+    let listener = TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("binding {addr}"))?;
+    let local = listener.local_addr()?;
+    println!("Vectis listening on http://{local}");
+    println!("  GraphiQL:  http://{local}/graphql");
+    println!("  health:    http://{local}/health");
+    if demo {
+        println!("  try:       {EXAMPLE_QUERY}");
+    }
+    axum::serve(listener, router(app, options))
+        .with_graceful_shutdown(shutdown_signal())
+        .await?;
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        {
+            s.recv().await;
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = terminate => {},
+    }
+    tracing::info!("shutting down");
+}

@@ -1,0 +1,340 @@
+//! Configuration: built-in defaults, then `vectis.toml` (or `--config FILE`), then `VECTIS_*`
+//! environment variables. The first `_` after the prefix separates the section from the key:
+//! `VECTIS_DATABASE_URL` sets `database.url`, `VECTIS_HTTP_LISTEN` sets `http.listen`,
+//! `VECTIS_AUTH_JWT_SECRET` sets `auth.jwt_secret`. Secrets are read from the environment only.
+//!
+//! [`Config::load`] validates everything at boot and names the offending key in its error.
+
+use std::net::SocketAddr;
+use std::path::Path;
+
+use figment::Figment;
+use figment::providers::{Format, Serialized, Toml};
+use figment::value::{Dict, Value};
+use serde::{Deserialize, Serialize};
+
+/// Sections that `VECTIS_<SECTION>_<KEY>` variables may address.
+const SECTIONS: &[&str] = &["database", "http", "graphql", "auth", "log"];
+
+/// The whole configuration.
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// Database connection.
+    pub database: DatabaseConfig,
+    /// HTTP server.
+    pub http: HttpConfig,
+    /// GraphQL limits.
+    pub graphql: GraphqlConfig,
+    /// Tokens and passwords.
+    pub auth: AuthConfig,
+    /// Logging.
+    pub log: LogConfig,
+}
+
+/// `[database]`
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DatabaseConfig {
+    /// `sqlite://FILE?mode=rwc` (default: `vectis.db` in the working directory) or
+    /// `postgres://user@host/db`.
+    pub url: String,
+    /// PostgreSQL schema to use (`search_path`); empty for the default.
+    pub schema: Option<String>,
+    /// Pool size.
+    pub max_connections: u32,
+    /// Seconds to wait for a pooled connection.
+    pub acquire_timeout_secs: u64,
+}
+
+impl Default for DatabaseConfig {
+    fn default() -> Self {
+        DatabaseConfig {
+            url: "sqlite://vectis.db?mode=rwc".into(),
+            schema: None,
+            max_connections: 16,
+            acquire_timeout_secs: 10,
+        }
+    }
+}
+
+/// `[http]`
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HttpConfig {
+    /// Address to listen on.
+    pub listen: String,
+    /// Largest accepted request body in bytes.
+    pub body_limit_bytes: usize,
+    /// Serve GraphiQL to browsers on `GET /graphql`.
+    pub graphiql: bool,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        HttpConfig {
+            listen: "127.0.0.1:8080".into(),
+            body_limit_bytes: 8 * 1024 * 1024,
+            graphiql: true,
+        }
+    }
+}
+
+/// `[graphql]`
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct GraphqlConfig {
+    /// Deepest accepted selection nesting.
+    pub max_depth: usize,
+    /// Most aliases accepted in one document.
+    pub max_aliases: usize,
+    /// Most fields (selections, counted over the whole document) accepted in one document.
+    pub max_fields: usize,
+    /// Most operations in one batched request (`[{…}, {…}]`); 1 disables batching.
+    pub max_batch: usize,
+}
+
+impl Default for GraphqlConfig {
+    fn default() -> Self {
+        GraphqlConfig {
+            max_depth: 16,
+            max_aliases: 30,
+            max_fields: 500,
+            max_batch: 10,
+        }
+    }
+}
+
+/// `[auth]`
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuthConfig {
+    /// HMAC secret for access tokens (env `VECTIS_AUTH_JWT_SECRET` only, at least 32 bytes).
+    /// When unset, a random secret is generated at start: tokens then do not survive a restart.
+    #[serde(skip_serializing)]
+    pub jwt_secret: Option<String>,
+    /// Access token lifetime in seconds.
+    pub access_token_ttl_secs: u64,
+    /// Refresh token lifetime in seconds.
+    pub refresh_token_ttl_secs: u64,
+}
+
+impl Default for AuthConfig {
+    fn default() -> Self {
+        AuthConfig {
+            jwt_secret: None,
+            access_token_ttl_secs: 15 * 60,
+            refresh_token_ttl_secs: 30 * 24 * 3600,
+        }
+    }
+}
+
+/// `[log]`
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogConfig {
+    /// `tracing` filter directives.
+    pub filter: String,
+    /// `pretty` (development) or `json` (production).
+    pub format: LogFormat,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        LogConfig {
+            filter: "info,sqlx=warn".into(),
+            format: LogFormat::Pretty,
+        }
+    }
+}
+
+/// Log output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Pretty,
+    /// One JSON object per line.
+    Json,
+}
+
+/// A configuration error that names the key at fault.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid configuration: {key}: {message}")]
+pub struct ConfigError {
+    /// The dotted key, e.g. `http.listen`.
+    pub key: String,
+    /// What is wrong with it.
+    pub message: String,
+}
+
+impl Config {
+    /// Loads defaults, then the TOML file at `path` if it exists, then `VECTIS_*` variables,
+    /// and validates the result.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        Self::load_with(path, std::env::vars())
+    }
+
+    /// [`Config::load`] with the environment given explicitly.
+    pub fn load_with(
+        path: &Path,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Config, ConfigError> {
+        let mut overrides = Dict::new();
+        for (name, value) in env {
+            let Some(rest) = name.strip_prefix("VECTIS_") else {
+                continue;
+            };
+            let rest = rest.to_ascii_lowercase();
+            let Some((section, key)) = rest.split_once('_') else {
+                continue;
+            };
+            if !SECTIONS.contains(&section) || key.is_empty() {
+                continue;
+            }
+            let value: Value = value.parse().unwrap_or_else(|_| Value::from(value));
+            if let Value::Dict(_, dict) = overrides
+                .entry(section.to_owned())
+                .or_insert_with(|| Value::from(Dict::new()))
+            {
+                dict.insert(key.to_owned(), value);
+            }
+        }
+        let figment = Figment::from(Serialized::defaults(Config::default()))
+            .merge(Toml::file(path))
+            .merge(Serialized::defaults(overrides));
+        let config: Config = figment.extract().map_err(|err| {
+            let key = err.path.join(".");
+            ConfigError {
+                key: if key.is_empty() { "config".into() } else { key },
+                message: err.kind.to_string(),
+            }
+        })?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Checks values that deserialise but make no sense.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let fail = |key: &str, message: &str| {
+            Err(ConfigError {
+                key: key.into(),
+                message: message.into(),
+            })
+        };
+        let url = &self.database.url;
+        if !(url.starts_with("sqlite:")
+            || url.starts_with("postgres://")
+            || url.starts_with("postgresql://"))
+        {
+            return fail("database.url", "must start with sqlite: or postgres://");
+        }
+        if self.database.max_connections == 0 {
+            return fail("database.max_connections", "must be at least 1");
+        }
+        if self.http.listen.parse::<SocketAddr>().is_err() {
+            return fail(
+                "http.listen",
+                "must be a socket address such as 127.0.0.1:8080",
+            );
+        }
+        if self.http.body_limit_bytes < 1024 {
+            return fail("http.body_limit_bytes", "must be at least 1024");
+        }
+        for (key, value) in [
+            ("graphql.max_depth", self.graphql.max_depth),
+            ("graphql.max_aliases", self.graphql.max_aliases),
+            ("graphql.max_fields", self.graphql.max_fields),
+            ("graphql.max_batch", self.graphql.max_batch),
+        ] {
+            if value == 0 {
+                return fail(key, "must be at least 1");
+            }
+        }
+        if self.auth.jwt_secret.as_ref().is_some_and(|s| s.len() < 32) {
+            return fail("auth.jwt_secret", "must be at least 32 bytes long");
+        }
+        if self.auth.access_token_ttl_secs == 0 || self.auth.access_token_ttl_secs > 24 * 3600 {
+            return fail("auth.access_token_ttl_secs", "must be between 1 and 86400");
+        }
+        if self.auth.refresh_token_ttl_secs < self.auth.access_token_ttl_secs {
+            return fail(
+                "auth.refresh_token_ttl_secs",
+                "must not be shorter than auth.access_token_ttl_secs",
+            );
+        }
+        if tracing_subscriber::EnvFilter::try_new(&self.log.filter).is_err() {
+            return fail("log.filter", "is not a valid tracing filter");
+        }
+        Ok(())
+    }
+
+    /// The listen address (validated at load).
+    pub fn listen_addr(&self) -> SocketAddr {
+        self.http
+            .listen
+            .parse()
+            .unwrap_or_else(|_| SocketAddr::from(([127, 0, 0, 1], 8080)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load(toml: &str, env: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let dir = std::env::temp_dir().join(format!("vectis-config-{}", uuid::Uuid::now_v7()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("vectis.toml");
+        std::fs::write(&path, toml).unwrap();
+        let env = env.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned()));
+        Config::load_with(&path, env)
+    }
+
+    #[test]
+    fn defaults_are_valid() {
+        let config = load("", &[]).unwrap();
+        assert_eq!(config.http.listen, "127.0.0.1:8080");
+        assert!(config.database.url.starts_with("sqlite:"));
+        assert_eq!(config.log.filter, "info,sqlx=warn");
+    }
+
+    #[test]
+    fn toml_overrides_defaults_and_errors_name_the_key() {
+        let config = load("[http]\nlisten = \"0.0.0.0:9000\"\n", &[]).unwrap();
+        assert_eq!(config.http.listen, "0.0.0.0:9000");
+
+        let err = load("[http]\nlisten = \"nonsense\"\n", &[]).unwrap_err();
+        assert_eq!(err.key, "http.listen");
+
+        let err = load("[graphql]\nmax_depth = \"deep\"\n", &[]).unwrap_err();
+        assert_eq!(err.key, "graphql.max_depth");
+
+        let err = load("[database]\nurl = \"mysql://x\"\n", &[]).unwrap_err();
+        assert_eq!(err.key, "database.url");
+        assert!(err.to_string().contains("database.url"));
+    }
+
+    #[test]
+    fn env_overrides_toml_and_ignores_foreign_variables() {
+        let config = load(
+            "[database]\nmax_connections = 4\n",
+            &[
+                ("VECTIS_DATABASE_URL", "postgres://vectis@localhost/vectis"),
+                ("VECTIS_DATABASE_MAX_CONNECTIONS", "7"),
+                ("VECTIS_TEST_DATABASE_URL", "postgres://elsewhere"),
+                ("OTHER_HTTP_LISTEN", "nonsense"),
+            ],
+        )
+        .unwrap();
+        assert_eq!(config.database.url, "postgres://vectis@localhost/vectis");
+        assert_eq!(config.database.max_connections, 7);
+
+        let err = load("", &[("VECTIS_HTTP_LISTEN", "not-an-address")]).unwrap_err();
+        assert_eq!(err.key, "http.listen");
+        let err = load("", &[("VECTIS_AUTH_JWT_SECRET", "short")]).unwrap_err();
+        assert_eq!(err.key, "auth.jwt_secret");
+        let err = load("", &[("VECTIS_HTTP_BODY_LIMIT_BYTES", "lots")]).unwrap_err();
+        assert_eq!(err.key, "http.body_limit_bytes");
+    }
+}

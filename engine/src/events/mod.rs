@@ -1,0 +1,204 @@
+//! Domain events: recorded in the `outbox` table in the same transaction as the change they
+//! describe, then handed to in-process subscribers after the commit.
+//!
+//! Each event follows the CloudEvents 1.0 attributes: `id` (UUID v7, the idempotency key),
+//! `type` (`vectis.product.updated`), `subject` (the aggregate id), `sequence` (per aggregate,
+//! equal to the aggregate's version after the change), `tenantid`, `time` and `data`.
+//! The outbox is the source of truth; the relay to Kafka reads it.
+
+pub mod entity;
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use sea_orm::{ActiveValue::Set, DatabaseTransaction, EntityTrait};
+use serde::Serialize;
+use tokio::sync::broadcast;
+use uuid::Uuid;
+
+use crate::db::{Db, Scope};
+use crate::error::AppResult;
+use crate::tenancy::TenantId;
+
+/// Rows per multi-row outbox insert (11 parameters per row; within SQLite's and PostgreSQL's
+/// parameter limits).
+const OUTBOX_CHUNK: usize = 2_000;
+
+/// A domain event.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct DomainEvent {
+    /// Event id (UUID v7): the idempotency key for consumers.
+    pub id: Uuid,
+    /// Tenant the event belongs to.
+    pub tenant_id: TenantId,
+    /// Aggregate family, e.g. `product`.
+    pub aggregate_type: &'static str,
+    /// Aggregate id, the CloudEvents `subject` and the Kafka key.
+    pub aggregate_id: Uuid,
+    /// Position of the event in its aggregate's history (the aggregate version).
+    pub sequence: i64,
+    /// Type, e.g. `vectis.product.created`.
+    pub event_type: &'static str,
+    /// Version of the `data` schema.
+    pub schema_version: i32,
+    /// Payload.
+    pub data: serde_json::Value,
+    /// The staff user or customer who caused it, if any.
+    pub actor_id: Option<Uuid>,
+    /// When it happened.
+    pub occurred_at: DateTime<Utc>,
+}
+
+impl DomainEvent {
+    /// A new event with a fresh id, timestamped now.
+    pub fn new(
+        tenant_id: TenantId,
+        aggregate_type: &'static str,
+        aggregate_id: Uuid,
+        sequence: i64,
+        event_type: &'static str,
+        data: serde_json::Value,
+    ) -> Self {
+        DomainEvent {
+            id: Uuid::now_v7(),
+            tenant_id,
+            aggregate_type,
+            aggregate_id,
+            sequence,
+            event_type,
+            schema_version: 1,
+            data,
+            actor_id: None,
+            occurred_at: Utc::now(),
+        }
+    }
+}
+
+/// Delivers committed events to in-process subscribers (projections, the all-in-one relay).
+///
+/// Subscribers that fall behind by more than the channel capacity miss events and are told so
+/// by `RecvError::Lagged`; the outbox remains the complete record.
+#[derive(Clone)]
+pub struct EventBus {
+    sender: broadcast::Sender<Arc<DomainEvent>>,
+}
+
+impl Default for EventBus {
+    fn default() -> Self {
+        let (sender, _) = broadcast::channel(16_384);
+        EventBus { sender }
+    }
+}
+
+impl EventBus {
+    /// A receiver of all events committed from now on.
+    pub fn subscribe(&self) -> broadcast::Receiver<Arc<DomainEvent>> {
+        self.sender.subscribe()
+    }
+
+    fn publish(&self, events: Vec<DomainEvent>) {
+        for event in events {
+            // No subscriber is not an error: the outbox keeps the event.
+            let _ = self.sender.send(Arc::new(event));
+        }
+    }
+}
+
+/// A write transaction that collects domain events and appends them to the outbox on commit.
+///
+/// ```ignore
+/// let mut uow = core.begin(tenant, actor).await?;
+/// /* write rows with uow.tx() */
+/// uow.record(DomainEvent::new(...));
+/// uow.commit().await?; // outbox rows and changes commit together; then subscribers hear it
+/// ```
+pub struct UnitOfWork {
+    tx: DatabaseTransaction,
+    tenant: TenantId,
+    actor: Option<Uuid>,
+    events: Vec<DomainEvent>,
+    bus: EventBus,
+}
+
+impl UnitOfWork {
+    /// The open transaction.
+    pub fn tx(&self) -> &DatabaseTransaction {
+        &self.tx
+    }
+
+    /// The tenant this unit of work is scoped to.
+    pub fn tenant(&self) -> TenantId {
+        self.tenant
+    }
+
+    /// Queues an event; it is written to the outbox at commit.
+    pub fn record(&mut self, mut event: DomainEvent) {
+        event.actor_id = event.actor_id.or(self.actor);
+        self.events.push(event);
+    }
+
+    /// Writes the queued events to the outbox, commits, then publishes them in-process.
+    pub async fn commit(self) -> AppResult<()> {
+        let UnitOfWork {
+            tx, events, bus, ..
+        } = self;
+        for chunk in events.chunks(OUTBOX_CHUNK) {
+            let rows = chunk.iter().map(|e| entity::ActiveModel {
+                position: sea_orm::ActiveValue::NotSet,
+                id: Set(e.id),
+                tenant_id: Set(e.tenant_id.0),
+                aggregate_type: Set(e.aggregate_type.to_owned()),
+                aggregate_id: Set(e.aggregate_id),
+                sequence: Set(e.sequence),
+                event_type: Set(e.event_type.to_owned()),
+                schema_version: Set(e.schema_version),
+                data: Set(e.data.clone()),
+                actor_id: Set(e.actor_id),
+                occurred_at: Set(e.occurred_at),
+                published_at: Set(None),
+            });
+            entity::Entity::insert_many(rows)
+                .exec_without_returning(&tx)
+                .await?;
+        }
+        tx.commit().await?;
+        bus.publish(events);
+        Ok(())
+    }
+}
+
+/// What every write service needs: the database and the event bus.
+#[derive(Clone)]
+pub struct Core {
+    /// Database.
+    pub db: Db,
+    /// In-process event delivery.
+    pub bus: EventBus,
+}
+
+impl Core {
+    /// Begins a unit of work for `tenant`, acting as `actor`.
+    pub async fn begin(&self, tenant: TenantId, actor: Option<Uuid>) -> AppResult<UnitOfWork> {
+        let tx = self.db.write(Scope::Tenant(tenant)).await?;
+        Ok(UnitOfWork {
+            tx,
+            tenant,
+            actor,
+            events: Vec::new(),
+            bus: self.bus.clone(),
+        })
+    }
+
+    /// Runs a read-only closure in a transaction scoped to `tenant`.
+    pub async fn read<T, F>(&self, tenant: TenantId, f: F) -> AppResult<T>
+    where
+        F: for<'c> FnOnce(&'c DatabaseTransaction) -> futures::future::BoxFuture<'c, AppResult<T>>
+            + Send,
+        T: Send,
+    {
+        let tx = self.db.read(Scope::Tenant(tenant)).await?;
+        let out = f(&tx).await?;
+        tx.commit().await?;
+        Ok(out)
+    }
+}

@@ -1,0 +1,51 @@
+//! The GraphQL schema: each module's Query and Mutation objects merged into one root, built
+//! by [`build_schema`] so tests can execute GraphQL without HTTP.
+
+pub mod context;
+pub mod limits;
+pub mod scalars;
+
+use async_graphql::{EmptySubscription, MergedObject, Schema};
+
+use crate::app::Services;
+use crate::auth::graphql::AuthMutation;
+use crate::catalog::graphql::{CatalogMutation, CatalogQuery};
+use crate::config::GraphqlConfig;
+
+/// Root query: the merge of every module's queries.
+#[derive(MergedObject, Default)]
+pub struct QueryRoot(CatalogQuery);
+
+/// Root mutation: the merge of every module's mutations.
+#[derive(MergedObject, Default)]
+pub struct MutationRoot(AuthMutation, CatalogMutation);
+
+/// The Vectis schema.
+pub type VectisSchema = Schema<QueryRoot, MutationRoot, EmptySubscription>;
+
+/// Builds the schema over `services` with the configured limits.
+pub fn build_schema(services: Services, limits: &GraphqlConfig) -> VectisSchema {
+    Schema::build(
+        QueryRoot::default(),
+        MutationRoot::default(),
+        EmptySubscription,
+    )
+    .data(services)
+    .limit_depth(limits.max_depth)
+    .extension(limits::QueryLimits {
+        max_aliases: limits.max_aliases,
+        max_fields: limits.max_fields,
+    })
+    .finish()
+}
+
+/// The schema in SDL, as checked in at `schema.graphql`.
+pub fn sdl() -> String {
+    Schema::build(
+        QueryRoot::default(),
+        MutationRoot::default(),
+        EmptySubscription,
+    )
+    .finish()
+    .sdl()
+}

@@ -1,0 +1,23 @@
+//! # vectis-engine
+//!
+//! The Vectis commerce engine as a library: domain modules (`catalog`, …), cross-cutting
+//! `db`, `auth`, `events`, `http`, `config`, and [`graphql::build_schema`], so tests execute
+//! GraphQL without HTTP. The `vectis` binary is a thin shell over [`cli`].
+//!
+//! Start at `docs/architecture.md` for the map.
+
+pub mod app;
+pub mod auth;
+pub mod catalog;
+pub mod cli;
+pub mod config;
+pub mod db;
+pub mod error;
+pub mod events;
+pub mod graphql;
+pub mod http;
+pub mod seed;
+pub mod tenancy;
+
+pub use app::{App, Services};
+pub use graphql::build_schema;

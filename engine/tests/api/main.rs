@@ -1,0 +1,12 @@
+//! Black-box tests of the engine through its GraphQL API (with and without HTTP).
+//! They run on SQLite by default and on PostgreSQL when `VECTIS_TEST_DATABASE_URL` is set.
+
+mod auth;
+mod catalog;
+mod events;
+mod http;
+mod isolation;
+mod schema;
+mod seed;
+mod statements;
+mod support;

@@ -1,0 +1,27 @@
+//! Database migrations of the Vectis engine, for SQLite and PostgreSQL.
+//!
+//! One migration per file; shipped migrations are never edited, only followed by new ones.
+//! Every domain table carries `tenant_id`; on PostgreSQL each gets row-level security, enabled
+//! and forced, with the policy from [`rls`].
+
+pub use sea_orm_migration::prelude::*;
+
+mod m20261122_000001_tenants_and_staff;
+mod m20261122_000002_catalog;
+mod m20261122_000003_outbox;
+pub mod rls;
+mod util;
+
+/// The ordered list of migrations.
+pub struct Migrator;
+
+#[async_trait::async_trait]
+impl MigratorTrait for Migrator {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        vec![
+            Box::new(m20261122_000001_tenants_and_staff::Migration),
+            Box::new(m20261122_000002_catalog::Migration),
+            Box::new(m20261122_000003_outbox::Migration),
+        ]
+    }
+}
