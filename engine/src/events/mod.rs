@@ -106,7 +106,7 @@ impl EventBus {
 
 /// A write transaction that collects domain events and appends them to the outbox on commit.
 ///
-/// ```ignore
+/// ```text
 /// let mut uow = core.begin(tenant, actor).await?;
 /// /* write rows with uow.tx() */
 /// uow.record(DomainEvent::new(...));
