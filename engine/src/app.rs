@@ -2,9 +2,12 @@
 
 use std::sync::Arc;
 
+use crate::accounts::AccountsService;
+use crate::auth::throttle::ClientIp;
 use crate::auth::{AuthService, Caller, Permission};
 use crate::catalog::CatalogService;
 use crate::catalog::loader::{CatalogLoader, request_loader};
+use crate::companies::CompaniesService;
 use crate::config::Config;
 use crate::db::Db;
 use crate::events::{Core, EventBus};
@@ -22,6 +25,10 @@ pub struct Services {
     pub auth: AuthService,
     /// Catalog.
     pub catalog: CatalogService,
+    /// Customers, groups, addresses.
+    pub accounts: AccountsService,
+    /// Companies, locations, company users, sales reps.
+    pub companies: CompaniesService,
 }
 
 impl Services {
@@ -32,9 +39,19 @@ impl Services {
             bus: EventBus::default(),
         };
         let tenants = TenantService::new(db);
+        let accounts = AccountsService::new(core.clone());
+        let companies = CompaniesService::new(core.clone(), accounts.clone());
         Services {
-            auth: AuthService::new(core.clone(), tenants.clone(), &config.auth),
+            auth: AuthService::new(
+                core.clone(),
+                tenants.clone(),
+                accounts.clone(),
+                companies.clone(),
+                &config.auth,
+            ),
             catalog: CatalogService::new(core.clone()),
+            accounts,
+            companies,
             tenants,
             core,
         }
@@ -81,7 +98,11 @@ impl App {
         &self,
         mut request: async_graphql::Request,
         caller: Option<Caller>,
+        ip: Option<ClientIp>,
     ) -> async_graphql::Request {
+        if let Some(ip) = ip {
+            request = request.data(ip);
+        }
         if let Some(caller) = caller {
             let loader = CatalogLoader::new(
                 self.db().clone(),
@@ -99,6 +120,18 @@ impl App {
         request: async_graphql::Request,
         caller: Option<Caller>,
     ) -> async_graphql::Response {
-        self.schema.execute(self.prepare(request, caller)).await
+        self.schema
+            .execute(self.prepare(request, caller, None))
+            .await
+    }
+
+    /// Executes one GraphQL request as `caller` from client address `ip`.
+    pub async fn execute_from(
+        &self,
+        request: async_graphql::Request,
+        caller: Option<Caller>,
+        ip: Option<ClientIp>,
+    ) -> async_graphql::Response {
+        self.schema.execute(self.prepare(request, caller, ip)).await
     }
 }

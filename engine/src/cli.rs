@@ -11,7 +11,7 @@ use tokio::net::TcpListener;
 use vectis_strategies::CurrencyCode;
 
 use crate::app::App;
-use crate::auth::Permission;
+use crate::auth::StaffRole;
 use crate::config::{Config, LogFormat};
 use crate::http::{HttpOptions, router};
 use crate::seed;
@@ -179,7 +179,7 @@ async fn admin_create(config: Config, tenant: &str, email: &str, name: &str) -> 
     };
     let staff = services
         .auth
-        .create_staff(tenant.id, email, &password, name, &[Permission::SuperAdmin])
+        .create_staff(tenant.id, None, email, &password, name, &[StaffRole::Admin])
         .await
         .map_err(|e| anyhow::anyhow!(e.message()))?;
     println!(
@@ -224,9 +224,12 @@ async fn serve(config: Config, demo: bool) -> anyhow::Result<()> {
     if demo {
         println!("  try:       {EXAMPLE_QUERY}");
     }
-    axum::serve(listener, router(app, options))
-        .with_graceful_shutdown(shutdown_signal())
-        .await?;
+    axum::serve(
+        listener,
+        router(app, options).into_make_service_with_connect_info::<std::net::SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown_signal())
+    .await?;
     Ok(())
 }
 

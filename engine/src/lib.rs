@@ -6,10 +6,12 @@
 //!
 //! Start at `docs/architecture.md` for the map.
 
+pub mod accounts;
 pub mod app;
 pub mod auth;
 pub mod catalog;
 pub mod cli;
+pub mod companies;
 pub mod config;
 pub mod db;
 pub mod error;

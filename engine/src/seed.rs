@@ -11,7 +11,7 @@ use uuid::Uuid;
 use vectis_strategies::CurrencyCode;
 
 use crate::app::Services;
-use crate::auth::{Caller, Permission, Principal};
+use crate::auth::{Caller, Permission, Principal, StaffRole};
 use crate::catalog::service::{NewCollection, NewOptionGroup, NewProduct, VariantUpsert};
 use crate::tenancy::Tenant;
 
@@ -383,10 +383,11 @@ pub async fn seed_demo(services: &Services, progress: bool) -> anyhow::Result<Se
                 .auth
                 .create_staff(
                     tenant.id,
+                    None,
                     DEMO_ADMIN_EMAIL,
                     DEMO_PASSWORD,
                     "Demo Admin",
-                    &[Permission::SuperAdmin],
+                    &[StaffRole::Admin],
                 )
                 .await?
         }

@@ -9,6 +9,7 @@ pub use sea_orm_migration::prelude::*;
 mod m20261122_000001_tenants_and_staff;
 mod m20261122_000002_catalog;
 mod m20261122_000003_outbox;
+mod m20261122_000004_accounts;
 pub mod rls;
 mod util;
 
@@ -22,6 +23,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261122_000001_tenants_and_staff::Migration),
             Box::new(m20261122_000002_catalog::Migration),
             Box::new(m20261122_000003_outbox::Migration),
+            Box::new(m20261122_000004_accounts::Migration),
         ]
     }
 }

@@ -1,7 +1,7 @@
 use sea_orm_migration::prelude::*;
 use sea_orm_migration::schema::*;
 
-use crate::util::{fk, index, tenant_table, unique};
+use crate::util::{index, tenant_table, unique};
 
 #[derive(DeriveMigrationName)]
 pub struct Migration;
@@ -41,6 +41,7 @@ impl MigrationTrait for Migration {
                     .col(string_len("email", 320))
                     .col(string_len("display_name", 200))
                     .col(text("password_hash"))
+                    .col(text("roles"))
                     .col(text("permissions"))
                     .col(boolean("active"))
                     .to_owned(),
@@ -58,17 +59,15 @@ impl MigrationTrait for Migration {
         manager
             .create_table(
                 tenant_table("refresh_tokens")
-                    .col(uuid("staff_user_id"))
+                    .col(string_len("principal_kind", 16))
+                    .col(uuid("principal_id"))
+                    .col(uuid_null("company_id"))
+                    .col(uuid_null("location_id"))
+                    .col(uuid_null("acting_staff_id"))
                     .col(uuid("family_id"))
                     .col(string_len("token_hash", 64))
                     .col(timestamp_with_time_zone("expires_at"))
                     .col(timestamp_with_time_zone_null("revoked_at"))
-                    .foreign_key(&mut fk(
-                        "refresh_tokens",
-                        "staff_user_id",
-                        "staff_users",
-                        ForeignKeyAction::Cascade,
-                    ))
                     .to_owned(),
             )
             .await?;

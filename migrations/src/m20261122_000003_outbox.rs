@@ -23,6 +23,7 @@ impl MigrationTrait for Migration {
                     .col(integer("schema_version"))
                     .col(json_binary("data"))
                     .col(uuid_null("actor_id"))
+                    .col(uuid_null("acting_staff_id"))
                     .col(timestamp_with_time_zone("occurred_at"))
                     .col(timestamp_with_time_zone_null("published_at"))
                     .foreign_key(&mut fk(

@@ -1,4 +1,4 @@
-//! `staff_users` and `refresh_tokens` tables.
+//! `staff_users`, `refresh_tokens` and `api_keys` tables.
 
 pub mod staff_user {
     use sea_orm::entity::prelude::*;
@@ -12,7 +12,9 @@ pub mod staff_user {
         pub email: String,
         pub display_name: String,
         pub password_hash: String,
-        /// JSON array of permission names.
+        /// JSON array of role names.
+        pub roles: String,
+        /// JSON array of permission names granted beyond the roles.
         pub permissions: String,
         pub active: bool,
         pub created_at: DateTimeUtc,
@@ -34,10 +36,42 @@ pub mod refresh_token {
         #[sea_orm(primary_key, auto_increment = false)]
         pub id: Uuid,
         pub tenant_id: Uuid,
-        pub staff_user_id: Uuid,
+        /// `staff` or `customer`.
+        pub principal_kind: String,
+        pub principal_id: Uuid,
+        pub company_id: Option<Uuid>,
+        pub location_id: Option<Uuid>,
+        pub acting_staff_id: Option<Uuid>,
         pub family_id: Uuid,
         pub token_hash: String,
         pub expires_at: DateTimeUtc,
+        pub revoked_at: Option<DateTimeUtc>,
+        pub created_at: DateTimeUtc,
+        pub updated_at: DateTimeUtc,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+pub mod api_key {
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "api_keys")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub id: Uuid,
+        pub tenant_id: Uuid,
+        pub name: String,
+        pub prefix: String,
+        pub key_hash: String,
+        /// JSON array of permission names.
+        pub permissions: String,
+        pub created_by: Option<Uuid>,
+        pub last_used_at: Option<DateTimeUtc>,
         pub revoked_at: Option<DateTimeUtc>,
         pub created_at: DateTimeUtc,
         pub updated_at: DateTimeUtc,

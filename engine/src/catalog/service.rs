@@ -406,7 +406,7 @@ impl CatalogService {
             &input.slug.clone().unwrap_or_else(|| slugify(&name)),
         )?;
         let tenant = caller.tenant;
-        let mut uow = self.core.begin(tenant, caller.actor()).await?;
+        let mut uow = self.core.begin_for(caller).await?;
         if let Some(parent) = input.parent_id {
             let exists = collection::Entity::find_by_id(parent)
                 .filter(collection::Column::TenantId.eq(tenant.0))
@@ -539,7 +539,7 @@ impl CatalogService {
         }
 
         let tenant = caller.tenant;
-        let mut uow = self.core.begin(tenant, caller.actor()).await?;
+        let mut uow = self.core.begin_for(caller).await?;
         Self::check_collections(&uow, &input.collection_ids).await?;
         let now = Utc::now();
         let id = Uuid::now_v7();
@@ -674,7 +674,7 @@ impl CatalogService {
             ));
         }
         let tenant = caller.tenant;
-        let mut uow = self.core.begin(tenant, caller.actor()).await?;
+        let mut uow = self.core.begin_for(caller).await?;
         let current = product::Entity::find_by_id(id)
             .filter(product::Column::TenantId.eq(tenant.0))
             .one(uow.tx())
@@ -746,7 +746,7 @@ impl CatalogService {
     pub async fn archive_product(&self, caller: &Caller, id: Uuid) -> AppResult<product::Model> {
         caller.require(Permission::CatalogWrite)?;
         let tenant = caller.tenant;
-        let mut uow = self.core.begin(tenant, caller.actor()).await?;
+        let mut uow = self.core.begin_for(caller).await?;
         let current = product::Entity::find_by_id(id)
             .filter(product::Column::TenantId.eq(tenant.0))
             .one(uow.tx())
@@ -845,7 +845,7 @@ impl CatalogService {
             parsed_prices.push(prices);
         }
 
-        let mut uow = self.core.begin(tenant, caller.actor()).await?;
+        let mut uow = self.core.begin_for(caller).await?;
         let backend = self.db().backend();
 
         // 2. Referenced products must exist in this tenant.

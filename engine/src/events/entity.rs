@@ -17,6 +17,7 @@ pub struct Model {
     #[sea_orm(column_type = "JsonBinary")]
     pub data: Json,
     pub actor_id: Option<Uuid>,
+    pub acting_staff_id: Option<Uuid>,
     pub occurred_at: DateTimeUtc,
     pub published_at: Option<DateTimeUtc>,
 }

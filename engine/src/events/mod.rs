@@ -43,8 +43,10 @@ pub struct DomainEvent {
     pub schema_version: i32,
     /// Payload.
     pub data: serde_json::Value,
-    /// The staff user or customer who caused it, if any.
+    /// The staff user, customer or API key that caused it, if any.
     pub actor_id: Option<Uuid>,
+    /// The staff user acting on behalf of `actor_id` (a sales rep impersonating a buyer).
+    pub acting_staff_id: Option<Uuid>,
     /// When it happened.
     pub occurred_at: DateTime<Utc>,
 }
@@ -69,6 +71,7 @@ impl DomainEvent {
             schema_version: 1,
             data,
             actor_id: None,
+            acting_staff_id: None,
             occurred_at: Utc::now(),
         }
     }
@@ -116,6 +119,7 @@ pub struct UnitOfWork {
     tx: DatabaseTransaction,
     tenant: TenantId,
     actor: Option<Uuid>,
+    acting_staff: Option<Uuid>,
     events: Vec<DomainEvent>,
     bus: EventBus,
 }
@@ -134,6 +138,7 @@ impl UnitOfWork {
     /// Queues an event; it is written to the outbox at commit.
     pub fn record(&mut self, mut event: DomainEvent) {
         event.actor_id = event.actor_id.or(self.actor);
+        event.acting_staff_id = event.acting_staff_id.or(self.acting_staff);
         self.events.push(event);
     }
 
@@ -154,6 +159,7 @@ impl UnitOfWork {
                 schema_version: Set(e.schema_version),
                 data: Set(e.data.clone()),
                 actor_id: Set(e.actor_id),
+                acting_staff_id: Set(e.acting_staff_id),
                 occurred_at: Set(e.occurred_at),
                 published_at: Set(None),
             });
@@ -177,16 +183,25 @@ pub struct Core {
 }
 
 impl Core {
-    /// Begins a unit of work for `tenant`, acting as `actor`.
+    /// Begins a unit of work for `tenant`, acting as `actor` (system work passes `None`).
     pub async fn begin(&self, tenant: TenantId, actor: Option<Uuid>) -> AppResult<UnitOfWork> {
         let tx = self.db.write(Scope::Tenant(tenant)).await?;
         Ok(UnitOfWork {
             tx,
             tenant,
             actor,
+            acting_staff: None,
             events: Vec::new(),
             bus: self.bus.clone(),
         })
+    }
+
+    /// Begins a unit of work in the caller's tenant, recording the caller (and, when a sales rep
+    /// acts on behalf of a buyer, the acting staff user) on every event.
+    pub async fn begin_for(&self, caller: &crate::auth::Caller) -> AppResult<UnitOfWork> {
+        let mut uow = self.begin(caller.tenant, caller.actor()).await?;
+        uow.acting_staff = caller.acting_staff();
+        Ok(uow)
     }
 
     /// Runs a read-only closure in a transaction scoped to `tenant`.

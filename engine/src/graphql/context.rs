@@ -39,3 +39,8 @@ pub fn catalog_loader<'a>(
     caller(ctx)?;
     ctx.data::<CatalogDataLoader>()
 }
+
+/// The client address of the request, when the HTTP layer knows it.
+pub fn client_ip(ctx: &Context<'_>) -> Option<crate::auth::throttle::ClientIp> {
+    ctx.data_opt::<crate::auth::throttle::ClientIp>().copied()
+}

@@ -7,18 +7,25 @@ pub mod scalars;
 
 use async_graphql::{EmptySubscription, MergedObject, Schema};
 
+use crate::accounts::graphql::{AccountsMutation, AccountsQuery};
 use crate::app::Services;
-use crate::auth::graphql::AuthMutation;
+use crate::auth::graphql::{AuthMutation, AuthQuery};
 use crate::catalog::graphql::{CatalogMutation, CatalogQuery};
+use crate::companies::graphql::{CompaniesMutation, CompaniesQuery};
 use crate::config::GraphqlConfig;
 
 /// Root query: the merge of every module's queries.
 #[derive(MergedObject, Default)]
-pub struct QueryRoot(CatalogQuery);
+pub struct QueryRoot(AuthQuery, CatalogQuery, AccountsQuery, CompaniesQuery);
 
 /// Root mutation: the merge of every module's mutations.
 #[derive(MergedObject, Default)]
-pub struct MutationRoot(AuthMutation, CatalogMutation);
+pub struct MutationRoot(
+    AuthMutation,
+    CatalogMutation,
+    AccountsMutation,
+    CompaniesMutation,
+);
 
 /// The Vectis schema.
 pub type VectisSchema = Schema<QueryRoot, MutationRoot, EmptySubscription>;

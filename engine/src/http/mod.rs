@@ -13,7 +13,10 @@ use std::time::Instant;
 use async_graphql::parser::types::OperationType;
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::{DefaultBodyLimit, RawQuery, State};
+use std::net::SocketAddr;
+
+use axum::extract::{ConnectInfo, DefaultBodyLimit, State};
+use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, Request, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
@@ -24,6 +27,7 @@ use tower_http::trace::TraceLayer;
 
 use crate::app::App;
 use crate::auth::Caller;
+use crate::auth::throttle::ClientIp;
 use crate::error::{AppError, code};
 
 /// Header that carries a storefront key for anonymous storefront calls.
@@ -196,9 +200,17 @@ fn is_request_error(response: &async_graphql::Response) -> bool {
         && response.errors.iter().all(|e| e.path.is_empty())
 }
 
+fn client_ip(parts: &Parts) -> Option<ClientIp> {
+    parts
+        .extensions
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| ClientIp(c.0.ip()))
+}
+
 async fn run(
     state: &HttpState,
     headers: &HeaderMap,
+    ip: Option<ClientIp>,
     format: Format,
     batch: async_graphql::BatchRequest,
 ) -> Response {
@@ -208,7 +220,7 @@ async fn run(
     };
     let (body, status) = match batch {
         async_graphql::BatchRequest::Single(request) => {
-            let response = state.app.execute(request, caller).await;
+            let response = state.app.execute_from(request, caller, ip).await;
             let status = if format == Format::GraphqlResponseJson && is_request_error(&response) {
                 StatusCode::BAD_REQUEST
             } else {
@@ -219,7 +231,7 @@ async fn run(
         async_graphql::BatchRequest::Batch(requests) => {
             let mut responses = Vec::with_capacity(requests.len());
             for request in requests {
-                responses.push(state.app.execute(request, caller.clone()).await);
+                responses.push(state.app.execute_from(request, caller.clone(), ip).await);
             }
             (serde_json::to_string(&responses), StatusCode::OK)
         }
@@ -246,11 +258,12 @@ async fn run(
     }
 }
 
-async fn graphql_post(State(state): State<HttpState>, headers: HeaderMap, body: Bytes) -> Response {
-    let Some(format) = negotiate(&headers) else {
+async fn graphql_post(State(state): State<HttpState>, parts: Parts, body: Bytes) -> Response {
+    let headers = &parts.headers;
+    let Some(format) = negotiate(headers) else {
         return not_acceptable();
     };
-    let content_type = media_types(&headers, header::CONTENT_TYPE);
+    let content_type = media_types(headers, header::CONTENT_TYPE);
     if !content_type.iter().any(|m| m == JSON) {
         return error_response(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -293,7 +306,7 @@ async fn graphql_post(State(state): State<HttpState>, headers: HeaderMap, body: 
             );
         }
     }
-    run(&state, &headers, format, batch).await
+    run(&state, headers, client_ip(&parts), format, batch).await
 }
 
 fn operation_type(request: &async_graphql::Request) -> Option<OperationType> {
@@ -308,13 +321,10 @@ fn operation_type(request: &async_graphql::Request) -> Option<OperationType> {
     Some(chosen.1.node.ty)
 }
 
-async fn graphql_get(
-    State(state): State<HttpState>,
-    headers: HeaderMap,
-    RawQuery(query): RawQuery,
-) -> Response {
-    let query = query.unwrap_or_default();
-    let wants_html = media_types(&headers, header::ACCEPT)
+async fn graphql_get(State(state): State<HttpState>, parts: Parts) -> Response {
+    let headers = &parts.headers;
+    let query = parts.uri.query().unwrap_or_default().to_owned();
+    let wants_html = media_types(headers, header::ACCEPT)
         .iter()
         .any(|m| m == "text/html");
     if query.is_empty() && wants_html && state.app.config.http.graphiql {
@@ -326,7 +336,7 @@ async fn graphql_get(
         }
         return Html(source.finish()).into_response();
     }
-    let Some(format) = negotiate(&headers) else {
+    let Some(format) = negotiate(headers) else {
         return not_acceptable();
     };
     let request = match async_graphql::http::parse_query_string(&query) {
@@ -357,7 +367,8 @@ async fn graphql_get(
     }
     run(
         &state,
-        &headers,
+        headers,
+        client_ip(&parts),
         format,
         async_graphql::BatchRequest::Single(request),
     )

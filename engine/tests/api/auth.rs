@@ -9,7 +9,7 @@ use crate::support::{PASSWORD, TEST_JWT_SECRET, TestApp, error_code};
 
 const LOGIN: &str = "mutation($email: String!, $password: String!, $tenant: String) {
     login(email: $email, password: $password, tenant: $tenant) {
-        accessToken refreshToken accessTokenExpiresAt staff { email permissions } } }";
+        accessToken refreshToken accessTokenExpiresAt viewer { kind staff { email permissions roles } } } }";
 const REFRESH: &str =
     "mutation($t: String!) { refreshToken(refreshToken: $t) { accessToken refreshToken } }";
 
@@ -34,8 +34,13 @@ async fn login_issues_tokens_that_authorize_admin_mutations() {
         )
         .await;
     let login = &data["login"];
-    assert_eq!(login["staff"]["email"], "admin@acme.test");
-    assert_eq!(login["staff"]["permissions"], json!(["SUPER_ADMIN"]));
+    assert_eq!(login["viewer"]["kind"], "STAFF");
+    assert_eq!(login["viewer"]["staff"]["email"], "admin@acme.test");
+    assert_eq!(
+        login["viewer"]["staff"]["permissions"],
+        json!(["SUPER_ADMIN"])
+    );
+    assert_eq!(login["viewer"]["staff"]["roles"], json!(["ADMIN"]));
     let token = login["accessToken"].as_str().unwrap();
 
     let (status, _, body) = t.http(post(json!({ "query": CREATE }), Some(token))).await;
@@ -168,7 +173,11 @@ fn token(secret: &str, exp_offset: i64, tenant: Uuid) -> String {
         sub: Uuid::now_v7(),
         tid: tenant,
         knd: "staff".into(),
-        prm: vec![vectis_engine::auth::Permission::SuperAdmin],
+        prm: vec!["SUPER_ADMIN".into()],
+        rol: Vec::new(),
+        cmp: None,
+        loc: None,
+        act: None,
         iat: now,
         exp: now + exp_offset,
         jti: Uuid::now_v7(),

@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 use tower::ServiceExt;
 use uuid::Uuid;
 use vectis_engine::App;
-use vectis_engine::auth::{Caller, Permission, Principal};
+use vectis_engine::auth::{Caller, Permission, Principal, StaffRole};
 use vectis_engine::config::Config;
 use vectis_engine::db::Db;
 use vectis_engine::http::{HttpOptions, router};
@@ -213,10 +213,11 @@ async fn add_tenant(app: &App, slug: &str) -> TestTenant {
         .auth
         .create_staff(
             tenant.id,
+            None,
             &admin_email,
             PASSWORD,
             "Admin",
-            &[Permission::SuperAdmin],
+            &[StaffRole::Admin],
         )
         .await
         .expect("create admin");

@@ -1,0 +1,203 @@
+//! Staff users: admin-panel users with roles (and optional extra permissions).
+
+use chrono::Utc;
+use sea_orm::{ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter};
+use uuid::Uuid;
+
+use super::entity::staff_user;
+use super::{Caller, Permission, StaffRole, hash_password, normalize_email, validate_password};
+use crate::error::{AppError, AppResult, code};
+use crate::events::DomainEvent;
+use crate::tenancy::TenantId;
+
+/// A staff user.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StaffUser {
+    /// Id.
+    pub id: Uuid,
+    /// Tenant.
+    pub tenant_id: TenantId,
+    /// Login email (lower case).
+    pub email: String,
+    /// Name shown in admin UIs.
+    pub display_name: String,
+    /// Roles.
+    pub roles: Vec<StaffRole>,
+    /// Permissions granted beyond the roles.
+    pub extra_permissions: Vec<Permission>,
+    /// Whether the user may log in.
+    pub active: bool,
+}
+
+impl StaffUser {
+    /// Permissions from the roles plus the extra ones, without duplicates.
+    pub fn permissions(&self) -> Vec<Permission> {
+        let mut all: Vec<Permission> = self
+            .roles
+            .iter()
+            .flat_map(|r| r.permissions().iter().copied())
+            .chain(self.extra_permissions.iter().copied())
+            .collect();
+        let mut seen = std::collections::HashSet::new();
+        all.retain(|p| seen.insert(*p));
+        all
+    }
+}
+
+impl TryFrom<staff_user::Model> for StaffUser {
+    type Error = AppError;
+    fn try_from(m: staff_user::Model) -> AppResult<Self> {
+        let corrupt =
+            |e: serde_json::Error| AppError::Internal(anyhow::anyhow!("staff user {}: {e}", m.id));
+        Ok(StaffUser {
+            id: m.id,
+            tenant_id: TenantId(m.tenant_id),
+            roles: serde_json::from_str(&m.roles).map_err(corrupt)?,
+            extra_permissions: serde_json::from_str(&m.permissions).map_err(corrupt)?,
+            email: m.email,
+            display_name: m.display_name,
+            active: m.active,
+        })
+    }
+}
+
+impl super::AuthService {
+    /// Creates a staff user. With `by` given, the caller needs `STAFF_WRITE`; `None` is the
+    /// command line and seeding.
+    pub async fn create_staff(
+        &self,
+        tenant: TenantId,
+        by: Option<&Caller>,
+        email: &str,
+        password: &str,
+        display_name: &str,
+        roles: &[StaffRole],
+    ) -> AppResult<StaffUser> {
+        if let Some(caller) = by {
+            caller.require(Permission::StaffWrite)?;
+            if roles.contains(&StaffRole::Admin) && !caller.has(Permission::SuperAdmin) {
+                return Err(AppError::Forbidden("SUPER_ADMIN".into()));
+            }
+        }
+        let email = normalize_email("email", email)?;
+        validate_password("password", password)?;
+        let name = display_name.trim();
+        if name.is_empty() || name.chars().count() > 200 {
+            return Err(AppError::validation(
+                "displayName",
+                "must be 1-200 characters",
+            ));
+        }
+        let hash = hash_password(password)?;
+        let now = Utc::now();
+        let id = Uuid::now_v7();
+        let mut uow = match by {
+            Some(caller) => self.core.begin_for(caller).await?,
+            None => self.core.begin(tenant, None).await?,
+        };
+        let model = staff_user::ActiveModel {
+            id: Set(id),
+            tenant_id: Set(tenant.0),
+            email: Set(email.clone()),
+            display_name: Set(name.to_owned()),
+            password_hash: Set(hash),
+            roles: Set(serde_json::to_string(roles).map_err(anyhow::Error::from)?),
+            permissions: Set("[]".into()),
+            active: Set(true),
+            created_at: Set(now),
+            updated_at: Set(now),
+        };
+        let inserted = staff_user::Entity::insert(model)
+            .exec_with_returning(uow.tx())
+            .await
+            .map_err(|err| {
+                if crate::db::is_unique_violation(
+                    &err,
+                    "uq_staff_users_tenant_email",
+                    "staff_users.email",
+                ) {
+                    AppError::Conflict {
+                        code: code::CONFLICT,
+                        message: "a staff user with this email exists already".into(),
+                    }
+                } else {
+                    err.into()
+                }
+            })?;
+        uow.record(DomainEvent::new(
+            tenant,
+            "staff_user",
+            id,
+            1,
+            "vectis.staff_user.created",
+            serde_json::json!({ "id": id, "email": email, "roles": roles }),
+        ));
+        uow.commit().await?;
+        inserted.try_into()
+    }
+
+    /// Finds a staff user by email within a tenant.
+    pub async fn staff_by_email(
+        &self,
+        tenant: TenantId,
+        email: &str,
+    ) -> AppResult<Option<StaffUser>> {
+        let email = email.trim().to_lowercase();
+        let found = self
+            .core
+            .read(tenant, |tx| {
+                Box::pin(async move {
+                    Ok(staff_user::Entity::find()
+                        .filter(staff_user::Column::TenantId.eq(tenant.0))
+                        .filter(staff_user::Column::Email.eq(email))
+                        .one(tx)
+                        .await?)
+                })
+            })
+            .await?;
+        found.map(StaffUser::try_from).transpose()
+    }
+
+    /// Finds a staff user by id within a tenant.
+    pub async fn staff_by_id(&self, tenant: TenantId, id: Uuid) -> AppResult<Option<StaffUser>> {
+        let found = self
+            .core
+            .read(tenant, |tx| {
+                Box::pin(async move {
+                    Ok(staff_user::Entity::find_by_id(id)
+                        .filter(staff_user::Column::TenantId.eq(tenant.0))
+                        .one(tx)
+                        .await?)
+                })
+            })
+            .await?;
+        found.map(StaffUser::try_from).transpose()
+    }
+
+    /// The password hash of a staff user, for login.
+    pub(super) async fn staff_credentials(
+        &self,
+        tenant: TenantId,
+        email: String,
+    ) -> AppResult<Option<(StaffUser, String)>> {
+        let found = self
+            .core
+            .read(tenant, |tx| {
+                Box::pin(async move {
+                    Ok(staff_user::Entity::find()
+                        .filter(staff_user::Column::TenantId.eq(tenant.0))
+                        .filter(staff_user::Column::Email.eq(email))
+                        .one(tx)
+                        .await?)
+                })
+            })
+            .await?;
+        match found {
+            Some(m) => {
+                let hash = m.password_hash.clone();
+                Ok(Some((StaffUser::try_from(m)?, hash)))
+            }
+            None => Ok(None),
+        }
+    }
+}

@@ -1,0 +1,1743 @@
+//! Companies, locations, members, roles, invitations and sales reps.
+
+use std::collections::{HashMap, HashSet};
+
+use chrono::{DateTime, Duration, Utc};
+use sea_orm::sea_query::{Expr, ExprTrait, LikeExpr};
+use sea_orm::{
+    ActiveValue::Set, ColumnTrait, DatabaseTransaction, EntityTrait, PaginatorTrait, QueryFilter,
+    QueryOrder, QuerySelect,
+};
+use serde_json::json;
+use uuid::Uuid;
+use vectis_strategies::{CurrencyCode, Money};
+
+use super::entity::{company, invitation, location, member, role, sales_rep};
+use super::vat;
+use crate::accounts::address::{self, PostalAddress};
+use crate::accounts::service::NewCustomer;
+use crate::accounts::{AccountsService, Customer};
+use crate::auth::{
+    Caller, CompanyPermission, Membership, Permission, Principal, builtin_company_role,
+    normalize_email, parse_tenant_token, tenant_token,
+};
+use crate::db::{Scope, id_in};
+use crate::error::{AppError, AppResult, code};
+use crate::events::{Core, DomainEvent, UnitOfWork};
+use crate::tenancy::TenantId;
+
+/// Deepest hierarchy (a root company counts as level 1).
+pub const MAX_DEPTH: usize = 8;
+/// How long an invitation is valid.
+pub const INVITATION_TTL_DAYS: i64 = 14;
+/// Largest credit limit or spending limit, in minor units.
+pub const MAX_LIMIT_MINOR: i64 = 1_000_000_000_000_000;
+
+/// Payment terms of a company or location.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, async_graphql::Enum)]
+pub enum PaymentTerms {
+    /// Pay before shipping.
+    Prepaid,
+    /// Invoice due in 15 days.
+    Net15,
+    /// Invoice due in 30 days.
+    Net30,
+    /// Invoice due in 60 days.
+    Net60,
+}
+
+impl PaymentTerms {
+    /// The stored code.
+    pub fn code(self) -> &'static str {
+        match self {
+            PaymentTerms::Prepaid => "prepaid",
+            PaymentTerms::Net15 => "net15",
+            PaymentTerms::Net30 => "net30",
+            PaymentTerms::Net60 => "net60",
+        }
+    }
+
+    /// Parses a stored code.
+    pub fn from_code(code: &str) -> Option<Self> {
+        Some(match code {
+            "prepaid" => PaymentTerms::Prepaid,
+            "net15" => PaymentTerms::Net15,
+            "net30" => PaymentTerms::Net30,
+            "net60" => PaymentTerms::Net60,
+            _ => return None,
+        })
+    }
+}
+
+/// Settings of a company after inheritance from its ancestors.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EffectiveSettings {
+    /// Payment terms (default prepaid).
+    pub payment_terms: PaymentTerms,
+    /// Tax exemption (default false).
+    pub tax_exempt: bool,
+    /// VAT id.
+    pub vat_id: Option<String>,
+    /// Customer group (pricing scope).
+    pub customer_group_id: Option<Uuid>,
+    /// Credit limit and current exposure, from the nearest company that sets a limit.
+    pub credit: Option<(Money, Money)>,
+}
+
+/// A company and the whole tree it belongs to (one query), so parent, children and inherited
+/// settings resolve in memory.
+#[derive(Debug, Clone)]
+pub struct CompanyView {
+    /// The company.
+    pub company: company::Model,
+    /// All companies of its tree.
+    pub tree: std::sync::Arc<Vec<company::Model>>,
+}
+
+impl CompanyView {
+    fn find(&self, id: Uuid) -> Option<&company::Model> {
+        self.tree.iter().find(|c| c.id == id)
+    }
+
+    /// The company, its parent, … up to the root.
+    pub fn ancestry(&self) -> Vec<&company::Model> {
+        ancestry(&self.tree, self.company.id)
+    }
+
+    /// Direct divisions.
+    pub fn children(&self) -> Vec<company::Model> {
+        let mut c: Vec<_> = self
+            .tree
+            .iter()
+            .filter(|c| c.parent_id == Some(self.company.id))
+            .cloned()
+            .collect();
+        c.sort_by(|a, b| a.name.cmp(&b.name));
+        c
+    }
+
+    /// The parent company.
+    pub fn parent(&self) -> Option<CompanyView> {
+        let parent = self.company.parent_id.and_then(|p| self.find(p))?;
+        Some(CompanyView {
+            company: parent.clone(),
+            tree: self.tree.clone(),
+        })
+    }
+
+    /// A view of another company of the same tree.
+    pub fn sibling_view(&self, company: company::Model) -> CompanyView {
+        CompanyView {
+            company,
+            tree: self.tree.clone(),
+        }
+    }
+
+    /// Settings after inheritance: the nearest company (self first) that sets a value wins.
+    pub fn effective(&self) -> EffectiveSettings {
+        let chain = self.ancestry();
+        let payment_terms = chain
+            .iter()
+            .find_map(|c| c.payment_terms.as_deref().and_then(PaymentTerms::from_code))
+            .unwrap_or(PaymentTerms::Prepaid);
+        let credit = chain.iter().find_map(|c| {
+            let currency: CurrencyCode = c.credit_currency.as_deref()?.parse().ok()?;
+            Some((
+                Money::new(c.credit_limit?, currency),
+                Money::new(c.credit_exposure, currency),
+            ))
+        });
+        EffectiveSettings {
+            payment_terms,
+            tax_exempt: chain.iter().find_map(|c| c.tax_exempt).unwrap_or(false),
+            vat_id: chain.iter().find_map(|c| c.vat_id.clone()),
+            customer_group_id: chain.iter().find_map(|c| c.customer_group_id),
+            credit,
+        }
+    }
+}
+
+fn ancestry(tree: &[company::Model], id: Uuid) -> Vec<&company::Model> {
+    let mut chain = Vec::new();
+    let mut next = Some(id);
+    while let Some(id) = next {
+        let Some(c) = tree.iter().find(|c| c.id == id) else {
+            break;
+        };
+        if chain.len() > MAX_DEPTH * 2 {
+            break;
+        }
+        chain.push(c);
+        next = c.parent_id;
+    }
+    chain
+}
+
+fn descendants(tree: &[company::Model], id: Uuid) -> HashSet<Uuid> {
+    let mut out = HashSet::from([id]);
+    loop {
+        let before = out.len();
+        for c in tree {
+            if c.parent_id.is_some_and(|p| out.contains(&p)) {
+                out.insert(c.id);
+            }
+        }
+        if out.len() == before {
+            return out;
+        }
+    }
+}
+
+/// Input of `createCompany`.
+#[derive(Debug, Clone, Default)]
+pub struct NewCompany {
+    /// Name.
+    pub name: String,
+    /// Parent for a division.
+    pub parent_id: Option<Uuid>,
+    /// Settings; `None` inherits (or defaults at the root).
+    pub settings: CompanySettings,
+}
+
+/// Overridable company settings. In an update, `Some(None)` clears an override.
+#[derive(Debug, Clone, Default)]
+pub struct CompanySettings {
+    /// VAT id.
+    pub vat_id: Option<Option<String>>,
+    /// Tax exemption.
+    pub tax_exempt: Option<Option<bool>>,
+    /// Payment terms.
+    pub payment_terms: Option<Option<PaymentTerms>>,
+    /// Credit limit.
+    pub credit_limit: Option<Option<(String, i64)>>,
+    /// Customer group.
+    pub customer_group_id: Option<Option<Uuid>>,
+}
+
+/// Input of a location.
+#[derive(Debug, Clone, Default)]
+pub struct LocationInput {
+    /// Name.
+    pub name: String,
+    /// Ships here.
+    pub is_shipping: bool,
+    /// Bills here.
+    pub is_billing: bool,
+    /// The address.
+    pub address: PostalAddress,
+    /// VAT id override.
+    pub vat_id: Option<String>,
+    /// Tax exemption override.
+    pub tax_exempt: Option<bool>,
+    /// Payment terms override.
+    pub payment_terms: Option<PaymentTerms>,
+}
+
+/// A company user.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Member {
+    /// Membership id.
+    pub id: Uuid,
+    /// Company.
+    pub company_id: Uuid,
+    /// Customer.
+    pub customer_id: Uuid,
+    /// Role codes.
+    pub roles: Vec<String>,
+    /// Locations the user may act in (empty: all of the company).
+    pub location_ids: Vec<Uuid>,
+    /// Spending limit per order.
+    pub spending_limit: Option<Money>,
+}
+
+impl TryFrom<member::Model> for Member {
+    type Error = AppError;
+    fn try_from(m: member::Model) -> AppResult<Self> {
+        let corrupt = |e: String| AppError::Internal(anyhow::anyhow!("member {}: {e}", m.id));
+        Ok(Member {
+            id: m.id,
+            company_id: m.company_id,
+            customer_id: m.customer_id,
+            roles: serde_json::from_str(&m.roles).map_err(|e| corrupt(e.to_string()))?,
+            location_ids: serde_json::from_str(&m.location_ids)
+                .map_err(|e| corrupt(e.to_string()))?,
+            spending_limit: match (m.spending_limit, m.spending_currency.as_deref()) {
+                (Some(amount), Some(currency)) => Some(Money::new(
+                    amount,
+                    currency
+                        .parse()
+                        .map_err(|e: vectis_strategies::MoneyError| corrupt(e.to_string()))?,
+                )),
+                _ => None,
+            },
+        })
+    }
+}
+
+/// A pending or settled invitation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Invitation {
+    /// Id.
+    pub id: Uuid,
+    /// Company.
+    pub company_id: Uuid,
+    /// Invited email.
+    pub email: String,
+    /// Roles to grant.
+    pub roles: Vec<String>,
+    /// Expiry.
+    pub expires_at: DateTime<Utc>,
+}
+
+/// Changes to a member; `None` leaves a field as it is.
+#[derive(Debug, Clone, Default)]
+pub struct MemberPatch {
+    /// New roles.
+    pub roles: Option<Vec<String>>,
+    /// New location restriction.
+    pub location_ids: Option<Vec<Uuid>>,
+    /// New spending limit (`Some(None)` removes it).
+    pub spending_limit: Option<Option<(String, i64)>>,
+}
+
+/// What an access check needs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Need {
+    /// See the company.
+    Read,
+    /// Change it: staff need `COMPANY_WRITE`, company users this permission.
+    Write(CompanyPermission),
+}
+
+/// Companies and everything attached to them.
+#[derive(Clone)]
+pub struct CompaniesService {
+    core: Core,
+    accounts: AccountsService,
+}
+
+fn limit(field: &str, value: Option<(String, i64)>) -> AppResult<Option<(String, i64)>> {
+    match value {
+        None => Ok(None),
+        Some((currency, amount)) => {
+            let currency: CurrencyCode =
+                currency
+                    .parse()
+                    .map_err(|e: vectis_strategies::MoneyError| {
+                        AppError::validation(field, e.to_string())
+                    })?;
+            if !(0..=MAX_LIMIT_MINOR).contains(&amount) {
+                return Err(AppError::validation(
+                    field,
+                    format!("must be between 0 and {MAX_LIMIT_MINOR} minor units"),
+                ));
+            }
+            Ok(Some((currency.to_string(), amount)))
+        }
+    }
+}
+
+fn vat_field(field: &str, value: Option<String>) -> AppResult<Option<String>> {
+    value
+        .filter(|v| !v.trim().is_empty())
+        .map(|v| vat::normalize(&v).map_err(|m| AppError::validation(field, m)))
+        .transpose()
+}
+
+impl CompaniesService {
+    /// A service over `core`, creating customers through `accounts`.
+    pub fn new(core: Core, accounts: AccountsService) -> Self {
+        CompaniesService { core, accounts }
+    }
+
+    async fn load_tree(
+        tx: &DatabaseTransaction,
+        tenant: TenantId,
+        id: Uuid,
+    ) -> AppResult<Option<CompanyView>> {
+        let Some(found) = company::Entity::find_by_id(id)
+            .filter(company::Column::TenantId.eq(tenant.0))
+            .one(tx)
+            .await?
+        else {
+            return Ok(None);
+        };
+        let tree = company::Entity::find()
+            .filter(company::Column::TenantId.eq(tenant.0))
+            .filter(company::Column::RootId.eq(found.root_id))
+            .all(tx)
+            .await?;
+        Ok(Some(CompanyView {
+            company: found,
+            tree: std::sync::Arc::new(tree),
+        }))
+    }
+
+    async fn assigned(
+        tx: &DatabaseTransaction,
+        tenant: TenantId,
+        staff: Uuid,
+    ) -> AppResult<HashSet<Uuid>> {
+        Ok(sales_rep::Entity::find()
+            .select_only()
+            .column(sales_rep::Column::CompanyId)
+            .filter(sales_rep::Column::TenantId.eq(tenant.0))
+            .filter(sales_rep::Column::StaffUserId.eq(staff))
+            .into_tuple::<Uuid>()
+            .all(tx)
+            .await?
+            .into_iter()
+            .collect())
+    }
+
+    /// Loads a company with its tree if the caller may access it as `need` says. A company the
+    /// caller may not see is reported as not found, so ids cannot be probed.
+    pub async fn authorize(
+        &self,
+        tx: &DatabaseTransaction,
+        caller: &Caller,
+        id: Uuid,
+        need: Need,
+    ) -> AppResult<CompanyView> {
+        let not_found = || AppError::not_found("Company", id);
+        match &caller.principal {
+            Principal::Storefront => {
+                Err(AppError::Unauthenticated("log in to see companies".into()))
+            }
+            Principal::Staff { .. } | Principal::ApiKey { .. } => {
+                let allowed = match need {
+                    Need::Read => {
+                        caller.has(Permission::CompanyRead) || caller.has(Permission::CompanyWrite)
+                    }
+                    Need::Write(_) => caller.has(Permission::CompanyWrite),
+                };
+                if !allowed && !caller.has(Permission::Impersonate) {
+                    let missing = if need == Need::Read {
+                        Permission::CompanyRead
+                    } else {
+                        Permission::CompanyWrite
+                    };
+                    return Err(AppError::Forbidden(crate::auth::permission_name(missing)));
+                }
+                let view = Self::load_tree(tx, caller.tenant, id)
+                    .await?
+                    .ok_or_else(not_found)?;
+                if allowed {
+                    return Ok(view);
+                }
+                // A sales rep reads the companies assigned to them, with their divisions.
+                let staff = caller.staff_id().ok_or_else(not_found)?;
+                let assigned = Self::assigned(tx, caller.tenant, staff).await?;
+                let covered = view.ancestry().iter().any(|c| assigned.contains(&c.id));
+                match (covered, need) {
+                    (true, Need::Read) => Ok(view),
+                    (true, Need::Write(_)) => Err(AppError::Forbidden("COMPANY_WRITE".into())),
+                    (false, _) => Err(not_found()),
+                }
+            }
+            Principal::Customer { membership, .. } => {
+                let membership = membership.as_ref().ok_or_else(not_found)?;
+                let view = Self::load_tree(tx, caller.tenant, id)
+                    .await?
+                    .ok_or_else(not_found)?;
+                if !view
+                    .ancestry()
+                    .iter()
+                    .any(|c| c.id == membership.company_id)
+                {
+                    return Err(not_found());
+                }
+                let permission = match need {
+                    Need::Read => CompanyPermission::ViewCompany,
+                    Need::Write(p) => p,
+                };
+                if membership.can(permission) {
+                    Ok(view)
+                } else if membership.can(CompanyPermission::ViewCompany) {
+                    Err(AppError::Forbidden(crate::auth::permission_name(
+                        permission,
+                    )))
+                } else {
+                    Err(not_found())
+                }
+            }
+        }
+    }
+
+    /// A company the caller may read.
+    pub async fn company(&self, caller: &Caller, id: Uuid) -> AppResult<CompanyView> {
+        let tx = self.core.db.read(Scope::Tenant(caller.tenant)).await?;
+        let view = self.authorize(&tx, caller, id, Need::Read).await?;
+        tx.commit().await?;
+        Ok(view)
+    }
+
+    /// The caller's own company (company users).
+    pub async fn my_company(&self, caller: &Caller) -> AppResult<Option<CompanyView>> {
+        let (_, membership) = caller.require_customer()?;
+        match membership {
+            Some(m) => self.company(caller, m.company_id).await.map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// A page of the companies the caller may read, by id; sales reps see their assignments.
+    pub async fn list(
+        &self,
+        caller: &Caller,
+        search: Option<String>,
+        after: Option<Uuid>,
+        first: u64,
+    ) -> AppResult<(Vec<CompanyView>, u64, bool)> {
+        if first > 100 {
+            return Err(AppError::validation("first", "must be between 0 and 100"));
+        }
+        let everything =
+            caller.has(Permission::CompanyRead) || caller.has(Permission::CompanyWrite);
+        if !everything && !caller.has(Permission::Impersonate) {
+            caller.require(Permission::CompanyRead)?;
+        }
+        let tenant = caller.tenant;
+        let tx = self.core.db.read(Scope::Tenant(tenant)).await?;
+        let mut filter = company::Entity::find().filter(company::Column::TenantId.eq(tenant.0));
+        if !everything {
+            let staff = caller.staff_id().unwrap_or_default();
+            let assigned: Vec<Uuid> = Self::assigned(&tx, tenant, staff)
+                .await?
+                .into_iter()
+                .collect();
+            // Assigned companies and every company of their trees; divisions outside an
+            // assigned subtree are filtered below.
+            let roots: Vec<Uuid> = company::Entity::find()
+                .select_only()
+                .column(company::Column::RootId)
+                .filter(company::Column::TenantId.eq(tenant.0))
+                .filter(id_in(
+                    self.core.db.backend(),
+                    (company::Entity, company::Column::Id),
+                    assigned,
+                ))
+                .into_tuple::<Uuid>()
+                .all(&tx)
+                .await?;
+            filter = filter.filter(id_in(
+                self.core.db.backend(),
+                (company::Entity, company::Column::RootId),
+                roots,
+            ));
+        }
+        if let Some(term) = search
+            .map(|s| s.trim().to_lowercase())
+            .filter(|s| !s.is_empty())
+        {
+            let escaped: String = term
+                .chars()
+                .flat_map(|c| {
+                    if matches!(c, '%' | '_' | '\\') {
+                        vec!['\\', c]
+                    } else {
+                        vec![c]
+                    }
+                })
+                .collect();
+            filter = filter.filter(
+                Expr::expr(sea_orm::sea_query::Func::lower(Expr::col((
+                    company::Entity,
+                    company::Column::Name,
+                ))))
+                .like(LikeExpr::new(format!("%{escaped}%")).escape('\\')),
+            );
+        }
+        let candidates = filter.order_by_asc(company::Column::Id).all(&tx).await?;
+        let roots: HashSet<Uuid> = candidates.iter().map(|c| c.root_id).collect();
+        let trees = company::Entity::find()
+            .filter(company::Column::TenantId.eq(tenant.0))
+            .filter(id_in(
+                self.core.db.backend(),
+                (company::Entity, company::Column::RootId),
+                roots.into_iter().collect(),
+            ))
+            .all(&tx)
+            .await?;
+        let assigned = match caller.staff_id() {
+            Some(staff) if !everything => Some(Self::assigned(&tx, tenant, staff).await?),
+            _ => None,
+        };
+        tx.commit().await?;
+        let mut by_root: HashMap<Uuid, Vec<company::Model>> = HashMap::new();
+        for c in trees {
+            by_root.entry(c.root_id).or_default().push(c);
+        }
+        let by_root: HashMap<Uuid, std::sync::Arc<Vec<company::Model>>> = by_root
+            .into_iter()
+            .map(|(k, v)| (k, std::sync::Arc::new(v)))
+            .collect();
+        let visible: Vec<CompanyView> = candidates
+            .into_iter()
+            .filter_map(|c| {
+                let tree = by_root.get(&c.root_id)?.clone();
+                Some(CompanyView { company: c, tree })
+            })
+            .filter(|v| match &assigned {
+                Some(assigned) => v.ancestry().iter().any(|c| assigned.contains(&c.id)),
+                None => true,
+            })
+            .collect();
+        let total = visible.len() as u64;
+        let mut page: Vec<CompanyView> = visible
+            .into_iter()
+            .filter(|v| after.is_none_or(|a| v.company.id > a))
+            .take(usize::try_from(first + 1).unwrap_or(usize::MAX))
+            .collect();
+        let has_next = page.len() as u64 > first;
+        page.truncate(usize::try_from(first).unwrap_or(usize::MAX));
+        Ok((page, total, has_next))
+    }
+
+    async fn apply_settings(
+        &self,
+        uow: &UnitOfWork,
+        settings: &CompanySettings,
+    ) -> AppResult<Vec<(company::Column, Expr)>> {
+        let mut sets = Vec::new();
+        if let Some(vat_id) = &settings.vat_id {
+            sets.push((
+                company::Column::VatId,
+                Expr::value(vat_field("vatId", vat_id.clone())?),
+            ));
+        }
+        if let Some(tax_exempt) = settings.tax_exempt {
+            sets.push((company::Column::TaxExempt, Expr::value(tax_exempt)));
+        }
+        if let Some(terms) = settings.payment_terms {
+            sets.push((
+                company::Column::PaymentTerms,
+                Expr::value(terms.map(|t| t.code().to_owned())),
+            ));
+        }
+        if let Some(credit) = &settings.credit_limit {
+            let credit = limit("creditLimit", credit.clone())?;
+            sets.push((
+                company::Column::CreditLimit,
+                Expr::value(credit.as_ref().map(|c| c.1)),
+            ));
+            sets.push((
+                company::Column::CreditCurrency,
+                Expr::value(credit.map(|c| c.0)),
+            ));
+        }
+        if let Some(group) = settings.customer_group_id {
+            if let Some(group) = group {
+                self.accounts.ensure_group_in(uow, group).await?;
+            }
+            sets.push((company::Column::CustomerGroupId, Expr::value(group)));
+        }
+        Ok(sets)
+    }
+
+    /// Creates a company, or a division under `parent_id`.
+    pub async fn create(&self, caller: &Caller, input: NewCompany) -> AppResult<CompanyView> {
+        caller.require(Permission::CompanyWrite)?;
+        let name = address::name("name", &input.name, 200)?;
+        let mut uow = self.core.begin_for(caller).await?;
+        let id = Uuid::now_v7();
+        let root_id = match input.parent_id {
+            Some(parent) => {
+                let view = self
+                    .authorize(
+                        uow.tx(),
+                        caller,
+                        parent,
+                        Need::Write(CompanyPermission::ManageUsers),
+                    )
+                    .await?;
+                if view.ancestry().len() >= MAX_DEPTH {
+                    return Err(AppError::validation(
+                        "parentId",
+                        format!("a hierarchy has at most {MAX_DEPTH} levels"),
+                    ));
+                }
+                view.company.root_id
+            }
+            None => id,
+        };
+        let sets = self.apply_settings(&uow, &input.settings).await?;
+        let now = Utc::now();
+        company::Entity::insert(company::ActiveModel {
+            id: Set(id),
+            tenant_id: Set(caller.tenant.0),
+            parent_id: Set(input.parent_id),
+            root_id: Set(root_id),
+            name: Set(name.clone()),
+            vat_id: Set(None),
+            tax_exempt: Set(None),
+            payment_terms: Set(None),
+            credit_limit: Set(None),
+            credit_currency: Set(None),
+            credit_exposure: Set(0),
+            customer_group_id: Set(None),
+            status: Set("active".into()),
+            version: Set(0),
+            created_at: Set(now),
+            updated_at: Set(now),
+        })
+        .exec_without_returning(uow.tx())
+        .await?;
+        let created = Self::bump(&uow, id, sets).await?;
+        uow.record(DomainEvent::new(
+            caller.tenant,
+            "company",
+            id,
+            created.version,
+            "vectis.company.created",
+            company_json(&created),
+        ));
+        let view = Self::load_tree(uow.tx(), caller.tenant, id)
+            .await?
+            .ok_or_else(|| AppError::not_found("Company", id))?;
+        uow.commit().await?;
+        Ok(view)
+    }
+
+    async fn bump(
+        uow: &UnitOfWork,
+        id: Uuid,
+        sets: Vec<(company::Column, Expr)>,
+    ) -> AppResult<company::Model> {
+        let mut update = company::Entity::update_many()
+            .col_expr(
+                company::Column::Version,
+                Expr::col(company::Column::Version).add(1),
+            )
+            .col_expr(company::Column::UpdatedAt, Expr::value(Utc::now()))
+            .filter(company::Column::TenantId.eq(uow.tenant().0))
+            .filter(company::Column::Id.eq(id));
+        for (column, value) in sets {
+            update = update.col_expr(column, value);
+        }
+        update
+            .exec_with_returning(uow.tx())
+            .await?
+            .into_iter()
+            .next()
+            .ok_or_else(|| AppError::not_found("Company", id))
+    }
+
+    /// Renames a company, changes its settings or moves it under another parent (`Some(None)`
+    /// makes it a root). Moves that would create a cycle or exceed the depth are refused.
+    pub async fn update(
+        &self,
+        caller: &Caller,
+        id: Uuid,
+        name: Option<String>,
+        parent: Option<Option<Uuid>>,
+        settings: CompanySettings,
+    ) -> AppResult<CompanyView> {
+        caller.require(Permission::CompanyWrite)?;
+        let name = name.map(|n| address::name("name", &n, 200)).transpose()?;
+        let mut uow = self.core.begin_for(caller).await?;
+        let view = self
+            .authorize(
+                uow.tx(),
+                caller,
+                id,
+                Need::Write(CompanyPermission::ManageUsers),
+            )
+            .await?;
+        let mut sets = self.apply_settings(&uow, &settings).await?;
+        if let Some(name) = &name {
+            sets.push((company::Column::Name, Expr::value(name.clone())));
+        }
+        if let Some(new_parent) = parent {
+            let subtree = descendants(&view.tree, id);
+            let new_root = match new_parent {
+                None => id,
+                Some(p) if subtree.contains(&p) => {
+                    return Err(AppError::validation(
+                        "parentId",
+                        "a company cannot be placed under itself or one of its divisions",
+                    ));
+                }
+                Some(p) => {
+                    let target = self
+                        .authorize(
+                            uow.tx(),
+                            caller,
+                            p,
+                            Need::Write(CompanyPermission::ManageUsers),
+                        )
+                        .await?;
+                    let subtree_depth = subtree
+                        .iter()
+                        .map(|d| ancestry(&view.tree, *d).len() - view.ancestry().len() + 1)
+                        .max()
+                        .unwrap_or(1);
+                    if target.ancestry().len() + subtree_depth > MAX_DEPTH {
+                        return Err(AppError::validation(
+                            "parentId",
+                            format!("a hierarchy has at most {MAX_DEPTH} levels"),
+                        ));
+                    }
+                    target.company.root_id
+                }
+            };
+            sets.push((company::Column::ParentId, Expr::value(new_parent)));
+            if new_root != view.company.root_id {
+                let moved: Vec<Uuid> = subtree.into_iter().filter(|d| *d != id).collect();
+                sets.push((company::Column::RootId, Expr::value(new_root)));
+                if !moved.is_empty() {
+                    company::Entity::update_many()
+                        .col_expr(company::Column::RootId, Expr::value(new_root))
+                        .filter(company::Column::TenantId.eq(caller.tenant.0))
+                        .filter(id_in(
+                            self.core.db.backend(),
+                            (company::Entity, company::Column::Id),
+                            moved.clone(),
+                        ))
+                        .exec(uow.tx())
+                        .await?;
+                }
+            }
+        }
+        let updated = Self::bump(&uow, id, sets).await?;
+        uow.record(DomainEvent::new(
+            caller.tenant,
+            "company",
+            id,
+            updated.version,
+            "vectis.company.updated",
+            company_json(&updated),
+        ));
+        let view = Self::load_tree(uow.tx(), caller.tenant, id)
+            .await?
+            .ok_or_else(|| AppError::not_found("Company", id))?;
+        uow.commit().await?;
+        Ok(view)
+    }
+
+    /// Locations of companies (for loaders), ordered by name.
+    pub async fn locations(
+        &self,
+        tenant: TenantId,
+        companies: Vec<Uuid>,
+    ) -> AppResult<Vec<location::Model>> {
+        let backend = self.core.db.backend();
+        self.core
+            .read(tenant, |tx| {
+                Box::pin(async move {
+                    Ok(location::Entity::find()
+                        .filter(location::Column::TenantId.eq(tenant.0))
+                        .filter(id_in(
+                            backend,
+                            (location::Entity, location::Column::CompanyId),
+                            companies,
+                        ))
+                        .order_by_asc(location::Column::Name)
+                        .all(tx)
+                        .await?)
+                })
+            })
+            .await
+    }
+
+    /// Adds a location to a company, or replaces location `id`.
+    pub async fn save_location(
+        &self,
+        caller: &Caller,
+        company_id: Uuid,
+        id: Option<Uuid>,
+        input: LocationInput,
+    ) -> AppResult<location::Model> {
+        let name = address::name("name", &input.name, 200)?;
+        let postal = input.address.validated()?;
+        let vat_id = vat_field("vatId", input.vat_id)?;
+        let mut uow = self.core.begin_for(caller).await?;
+        self.authorize(
+            uow.tx(),
+            caller,
+            company_id,
+            Need::Write(CompanyPermission::ManageLocations),
+        )
+        .await?;
+        if let Some(id) = id {
+            location::Entity::find_by_id(id)
+                .filter(location::Column::TenantId.eq(caller.tenant.0))
+                .filter(location::Column::CompanyId.eq(company_id))
+                .one(uow.tx())
+                .await?
+                .ok_or_else(|| AppError::not_found("CompanyLocation", id))?;
+        }
+        let now = Utc::now();
+        let location_id = id.unwrap_or_else(Uuid::now_v7);
+        let model = location::ActiveModel {
+            id: Set(location_id),
+            tenant_id: Set(caller.tenant.0),
+            company_id: Set(company_id),
+            name: Set(name),
+            is_shipping: Set(input.is_shipping),
+            is_billing: Set(input.is_billing),
+            vat_id: Set(vat_id),
+            tax_exempt: Set(input.tax_exempt),
+            payment_terms: Set(input.payment_terms.map(|t| t.code().to_owned())),
+            status: Set("active".into()),
+            version: Set(1),
+            street_line1: Set(postal.street_line1),
+            street_line2: Set(postal.street_line2),
+            city: Set(postal.city),
+            postal_code: Set(postal.postal_code),
+            region: Set(postal.region),
+            country_code: Set(postal.country_code),
+            created_at: Set(now),
+            updated_at: Set(now),
+        };
+        let saved = if id.is_some() {
+            let mut model = model;
+            model.version = sea_orm::ActiveValue::NotSet;
+            model.created_at = sea_orm::ActiveValue::NotSet;
+            location::Entity::update(model).exec(uow.tx()).await?
+        } else {
+            location::Entity::insert(model)
+                .exec_with_returning(uow.tx())
+                .await?
+        };
+        let updated = Self::bump(&uow, company_id, Vec::new()).await?;
+        uow.record(DomainEvent::new(
+            caller.tenant,
+            "company",
+            company_id,
+            updated.version,
+            if id.is_some() { "vectis.company.location_updated" } else { "vectis.company.location_added" },
+            json!({ "companyId": company_id, "locationId": location_id, "name": saved.name, "countryCode": saved.country_code,
+                    "isShipping": saved.is_shipping, "isBilling": saved.is_billing }),
+        ));
+        uow.commit().await?;
+        Ok(saved)
+    }
+
+    async fn role_permissions(
+        tx: &DatabaseTransaction,
+        tenant: TenantId,
+        root: Uuid,
+    ) -> AppResult<HashMap<String, Vec<CompanyPermission>>> {
+        let custom = role::Entity::find()
+            .filter(role::Column::TenantId.eq(tenant.0))
+            .filter(role::Column::CompanyId.eq(root))
+            .all(tx)
+            .await?;
+        let mut out = HashMap::new();
+        for r in custom {
+            let permissions: Vec<CompanyPermission> = serde_json::from_str(&r.permissions)
+                .map_err(|e| AppError::Internal(anyhow::anyhow!("role {}: {e}", r.id)))?;
+            out.insert(r.code, permissions);
+        }
+        for code in ["admin", "buyer", "approver", "viewer"] {
+            if let Some(p) = builtin_company_role(code) {
+                out.insert(code.to_owned(), p.to_vec());
+            }
+        }
+        Ok(out)
+    }
+
+    /// The membership a customer acts with: in `company` (or their first company) and at
+    /// `location` (or the first location they may use). `None` when they are no member.
+    pub async fn membership(
+        &self,
+        tenant: TenantId,
+        customer: Uuid,
+        company: Option<Uuid>,
+        location: Option<Uuid>,
+    ) -> AppResult<Option<Membership>> {
+        let tx = self.core.db.read(Scope::Tenant(tenant)).await?;
+        let mut q = member::Entity::find()
+            .filter(member::Column::TenantId.eq(tenant.0))
+            .filter(member::Column::CustomerId.eq(customer))
+            .order_by_asc(member::Column::Id);
+        if let Some(company) = company {
+            q = q.filter(member::Column::CompanyId.eq(company));
+        }
+        let Some(row) = q.one(&tx).await? else {
+            return Ok(None);
+        };
+        let m = Member::try_from(row)?;
+        let Some(view) = Self::load_tree(&tx, tenant, m.company_id).await? else {
+            return Ok(None);
+        };
+        let roles = Self::role_permissions(&tx, tenant, view.company.root_id).await?;
+        let subtree: Vec<Uuid> = descendants(&view.tree, m.company_id).into_iter().collect();
+        let locations = location::Entity::find()
+            .select_only()
+            .column(location::Column::Id)
+            .filter(location::Column::TenantId.eq(tenant.0))
+            .filter(id_in(
+                self.core.db.backend(),
+                (location::Entity, location::Column::CompanyId),
+                subtree,
+            ))
+            .order_by_asc(location::Column::Id)
+            .into_tuple::<Uuid>()
+            .all(&tx)
+            .await?;
+        tx.commit().await?;
+        let allowed: Vec<Uuid> = locations
+            .into_iter()
+            .filter(|l| m.location_ids.is_empty() || m.location_ids.contains(l))
+            .collect();
+        let location_id = match location {
+            Some(l) if allowed.contains(&l) => Some(l),
+            Some(_) => return Ok(None),
+            None => allowed.first().copied(),
+        };
+        let mut permissions: Vec<CompanyPermission> = m
+            .roles
+            .iter()
+            .filter_map(|r| roles.get(r))
+            .flatten()
+            .copied()
+            .collect();
+        permissions.sort_by_key(|p| *p as u8);
+        permissions.dedup();
+        Ok(Some(Membership {
+            company_id: m.company_id,
+            location_id,
+            roles: m.roles,
+            permissions,
+        }))
+    }
+
+    async fn check_roles(
+        tx: &DatabaseTransaction,
+        tenant: TenantId,
+        root: Uuid,
+        roles: &[String],
+    ) -> AppResult<()> {
+        if roles.is_empty() {
+            return Err(AppError::validation("roles", "name at least one role"));
+        }
+        let known = Self::role_permissions(tx, tenant, root).await?;
+        if let Some(unknown) = roles.iter().find(|r| !known.contains_key(*r)) {
+            return Err(AppError::validation(
+                "roles",
+                format!("unknown role `{unknown}`"),
+            ));
+        }
+        Ok(())
+    }
+
+    async fn check_locations(
+        &self,
+        tx: &DatabaseTransaction,
+        view: &CompanyView,
+        ids: &[Uuid],
+    ) -> AppResult<()> {
+        if ids.is_empty() {
+            return Ok(());
+        }
+        let subtree: Vec<Uuid> = descendants(&view.tree, view.company.id)
+            .into_iter()
+            .collect();
+        let known: HashSet<Uuid> = location::Entity::find()
+            .select_only()
+            .column(location::Column::Id)
+            .filter(location::Column::TenantId.eq(view.company.tenant_id))
+            .filter(id_in(
+                self.core.db.backend(),
+                (location::Entity, location::Column::CompanyId),
+                subtree,
+            ))
+            .into_tuple::<Uuid>()
+            .all(tx)
+            .await?
+            .into_iter()
+            .collect();
+        match ids.iter().find(|id| !known.contains(id)) {
+            Some(missing) => Err(AppError::not_found("CompanyLocation", missing)),
+            None => Ok(()),
+        }
+    }
+
+    /// Invites someone by email to a company with roles (and optionally restricted to
+    /// locations). The token travels in the `vectis.company.user_invited` event for the
+    /// notification handler; it is returned here too so an admin UI can show a link.
+    pub async fn invite(
+        &self,
+        caller: &Caller,
+        company_id: Uuid,
+        email: &str,
+        roles: Vec<String>,
+        location_ids: Vec<Uuid>,
+    ) -> AppResult<(Invitation, String)> {
+        let email = normalize_email("email", email)?;
+        let mut uow = self.core.begin_for(caller).await?;
+        let view = self
+            .authorize(
+                uow.tx(),
+                caller,
+                company_id,
+                Need::Write(CompanyPermission::ManageUsers),
+            )
+            .await?;
+        Self::check_roles(uow.tx(), caller.tenant, view.company.root_id, &roles).await?;
+        self.check_locations(uow.tx(), &view, &location_ids).await?;
+        if let Some(existing) = self.accounts.find_by_email_in(&uow, &email).await? {
+            let already = member::Entity::find()
+                .filter(member::Column::TenantId.eq(caller.tenant.0))
+                .filter(member::Column::CompanyId.eq(company_id))
+                .filter(member::Column::CustomerId.eq(existing.id))
+                .one(uow.tx())
+                .await?;
+            if already.is_some() {
+                return Err(AppError::Conflict {
+                    code: code::CONFLICT,
+                    message: "this person is a member of the company already".into(),
+                });
+            }
+        }
+        let (token, hash) = tenant_token(caller.tenant);
+        let now = Utc::now();
+        let expires_at = now + Duration::days(INVITATION_TTL_DAYS);
+        let id = Uuid::now_v7();
+        invitation::Entity::insert(invitation::ActiveModel {
+            id: Set(id),
+            tenant_id: Set(caller.tenant.0),
+            company_id: Set(company_id),
+            email: Set(email.clone()),
+            roles: Set(serde_json::to_string(&roles).map_err(anyhow::Error::from)?),
+            location_ids: Set(serde_json::to_string(&location_ids).map_err(anyhow::Error::from)?),
+            token_hash: Set(hash),
+            invited_by: Set(caller.actor()),
+            expires_at: Set(expires_at),
+            accepted_at: Set(None),
+            revoked_at: Set(None),
+            created_at: Set(now),
+            updated_at: Set(now),
+        })
+        .exec_without_returning(uow.tx())
+        .await?;
+        let updated = Self::bump(&uow, company_id, Vec::new()).await?;
+        uow.record(DomainEvent::new(
+            caller.tenant,
+            "company",
+            company_id,
+            updated.version,
+            "vectis.company.user_invited",
+            json!({ "companyId": company_id, "companyName": updated.name, "invitationId": id, "email": email,
+                    "roles": roles, "token": token, "expiresAt": expires_at }),
+        ));
+        uow.commit().await?;
+        Ok((
+            Invitation {
+                id,
+                company_id,
+                email,
+                roles,
+                expires_at,
+            },
+            token,
+        ))
+    }
+
+    /// Accepts an invitation: creates the customer if the email has no account (then
+    /// `password` and names are required) and makes them a member.
+    pub async fn accept_invitation(
+        &self,
+        token: &str,
+        password: Option<String>,
+        first_name: Option<String>,
+        last_name: Option<String>,
+    ) -> AppResult<(TenantId, Customer, Uuid)> {
+        let invalid =
+            || AppError::validation("token", "the invitation is invalid, expired or used");
+        let (tenant, hash) = parse_tenant_token(token).ok_or_else(invalid)?;
+        let mut uow = self.core.begin(tenant, None).await?;
+        let inv = invitation::Entity::find()
+            .filter(invitation::Column::TenantId.eq(tenant.0))
+            .filter(invitation::Column::TokenHash.eq(hash))
+            .one(uow.tx())
+            .await?
+            .filter(|i| {
+                i.accepted_at.is_none() && i.revoked_at.is_none() && i.expires_at > Utc::now()
+            })
+            .ok_or_else(invalid)?;
+        let customer = match self.accounts.find_by_email_in(&uow, &inv.email).await? {
+            Some(existing) => {
+                if let Some(password) = &password
+                    && self
+                        .accounts
+                        .credentials(tenant, &inv.email)
+                        .await?
+                        .is_some_and(|(_, h)| h.is_none())
+                {
+                    self.accounts
+                        .set_initial_password_in(&mut uow, existing.id, password)
+                        .await?;
+                }
+                existing
+            }
+            None => {
+                let password = password.ok_or_else(|| {
+                    AppError::validation("password", "is required for a new account")
+                })?;
+                self.accounts
+                    .create_in(
+                        &mut uow,
+                        NewCustomer {
+                            email: inv.email.clone(),
+                            password: Some(password),
+                            first_name: first_name.unwrap_or_default(),
+                            last_name: last_name.unwrap_or_default(),
+                            phone: None,
+                        },
+                        true,
+                    )
+                    .await?
+            }
+        };
+        let now = Utc::now();
+        invitation::Entity::update_many()
+            .col_expr(invitation::Column::AcceptedAt, Expr::value(now))
+            .filter(invitation::Column::Id.eq(inv.id))
+            .exec(uow.tx())
+            .await?;
+        let membership_id = Uuid::now_v7();
+        member::Entity::insert(member::ActiveModel {
+            id: Set(membership_id),
+            tenant_id: Set(tenant.0),
+            company_id: Set(inv.company_id),
+            customer_id: Set(customer.id),
+            roles: Set(inv.roles.clone()),
+            location_ids: Set(inv.location_ids.clone()),
+            spending_limit: Set(None),
+            spending_currency: Set(None),
+            version: Set(1),
+            created_at: Set(now),
+            updated_at: Set(now),
+        })
+        .exec_without_returning(uow.tx())
+        .await
+        .map_err(|err| {
+            if crate::db::is_unique_violation(
+                &err,
+                "uq_company_members_company_customer",
+                "company_members.company_id",
+            ) {
+                AppError::Conflict {
+                    code: code::CONFLICT,
+                    message: "this person is a member of the company already".into(),
+                }
+            } else {
+                err.into()
+            }
+        })?;
+        let updated = Self::bump(&uow, inv.company_id, Vec::new()).await?;
+        uow.record(DomainEvent::new(
+            tenant,
+            "company",
+            inv.company_id,
+            updated.version,
+            "vectis.company.user_joined",
+            json!({ "companyId": inv.company_id, "customerId": customer.id, "email": customer.email,
+                    "roles": serde_json::from_str::<serde_json::Value>(&inv.roles).unwrap_or_default() }),
+        ));
+        uow.commit().await?;
+        Ok((tenant, customer, inv.company_id))
+    }
+
+    /// Members of a company (company admins, staff with `COMPANY_READ`, assigned sales reps).
+    pub async fn members(&self, caller: &Caller, company_id: Uuid) -> AppResult<Vec<Member>> {
+        let tx = self.core.db.read(Scope::Tenant(caller.tenant)).await?;
+        let need = if caller.membership().is_some() {
+            Need::Write(CompanyPermission::ManageUsers)
+        } else {
+            Need::Read
+        };
+        self.authorize(&tx, caller, company_id, need).await?;
+        let rows = member::Entity::find()
+            .filter(member::Column::TenantId.eq(caller.tenant.0))
+            .filter(member::Column::CompanyId.eq(company_id))
+            .order_by_asc(member::Column::Id)
+            .all(&tx)
+            .await?;
+        tx.commit().await?;
+        rows.into_iter().map(Member::try_from).collect()
+    }
+
+    /// The companies a customer belongs to.
+    pub async fn memberships_of(&self, tenant: TenantId, customer: Uuid) -> AppResult<Vec<Member>> {
+        let rows = self
+            .core
+            .read(tenant, |tx| {
+                Box::pin(async move {
+                    Ok(member::Entity::find()
+                        .filter(member::Column::TenantId.eq(tenant.0))
+                        .filter(member::Column::CustomerId.eq(customer))
+                        .order_by_asc(member::Column::Id)
+                        .all(tx)
+                        .await?)
+                })
+            })
+            .await?;
+        rows.into_iter().map(Member::try_from).collect()
+    }
+
+    async fn admins_after(
+        tx: &DatabaseTransaction,
+        tenant: TenantId,
+        company_id: Uuid,
+        changed: Uuid,
+        new_roles: Option<&[String]>,
+    ) -> AppResult<usize> {
+        let rows = member::Entity::find()
+            .filter(member::Column::TenantId.eq(tenant.0))
+            .filter(member::Column::CompanyId.eq(company_id))
+            .all(tx)
+            .await?;
+        let mut admins = 0;
+        for row in rows {
+            let roles: Vec<String> = if row.customer_id == changed {
+                match new_roles {
+                    Some(r) => r.to_vec(),
+                    None => continue,
+                }
+            } else {
+                serde_json::from_str(&row.roles).unwrap_or_default()
+            };
+            if roles.iter().any(|r| r == "admin") {
+                admins += 1;
+            }
+        }
+        Ok(admins)
+    }
+
+    fn last_admin() -> AppError {
+        AppError::validation("roles", "a company keeps at least one admin")
+    }
+
+    /// Changes a member's roles, locations or spending limit. The last admin cannot lose the
+    /// admin role.
+    pub async fn update_member(
+        &self,
+        caller: &Caller,
+        company_id: Uuid,
+        customer_id: Uuid,
+        patch: MemberPatch,
+    ) -> AppResult<Member> {
+        let mut uow = self.core.begin_for(caller).await?;
+        let view = self
+            .authorize(
+                uow.tx(),
+                caller,
+                company_id,
+                Need::Write(CompanyPermission::ManageUsers),
+            )
+            .await?;
+        let current = member::Entity::find()
+            .filter(member::Column::TenantId.eq(caller.tenant.0))
+            .filter(member::Column::CompanyId.eq(company_id))
+            .filter(member::Column::CustomerId.eq(customer_id))
+            .one(uow.tx())
+            .await?
+            .ok_or_else(|| AppError::not_found("CompanyUser", customer_id))?;
+        let mut sets: Vec<(member::Column, Expr)> = Vec::new();
+        if let Some(roles) = &patch.roles {
+            Self::check_roles(uow.tx(), caller.tenant, view.company.root_id, roles).await?;
+            let was_admin = serde_json::from_str::<Vec<String>>(&current.roles)
+                .unwrap_or_default()
+                .iter()
+                .any(|r| r == "admin");
+            if was_admin
+                && Self::admins_after(
+                    uow.tx(),
+                    caller.tenant,
+                    company_id,
+                    customer_id,
+                    Some(roles),
+                )
+                .await?
+                    == 0
+            {
+                return Err(Self::last_admin());
+            }
+            sets.push((
+                member::Column::Roles,
+                Expr::value(serde_json::to_string(roles).map_err(anyhow::Error::from)?),
+            ));
+        }
+        if let Some(locations) = &patch.location_ids {
+            self.check_locations(uow.tx(), &view, locations).await?;
+            sets.push((
+                member::Column::LocationIds,
+                Expr::value(serde_json::to_string(locations).map_err(anyhow::Error::from)?),
+            ));
+        }
+        if let Some(spending) = patch.spending_limit {
+            let spending = limit("spendingLimit", spending)?;
+            sets.push((
+                member::Column::SpendingLimit,
+                Expr::value(spending.as_ref().map(|s| s.1)),
+            ));
+            sets.push((
+                member::Column::SpendingCurrency,
+                Expr::value(spending.map(|s| s.0)),
+            ));
+        }
+        let mut update = member::Entity::update_many()
+            .col_expr(
+                member::Column::Version,
+                Expr::col(member::Column::Version).add(1),
+            )
+            .col_expr(member::Column::UpdatedAt, Expr::value(Utc::now()))
+            .filter(member::Column::Id.eq(current.id));
+        for (column, value) in sets {
+            update = update.col_expr(column, value);
+        }
+        let updated = update
+            .exec_with_returning(uow.tx())
+            .await?
+            .into_iter()
+            .next()
+            .ok_or_else(|| AppError::not_found("CompanyUser", customer_id))?;
+        let result = Member::try_from(updated)?;
+        let company = Self::bump(&uow, company_id, Vec::new()).await?;
+        uow.record(DomainEvent::new(
+            caller.tenant,
+            "company",
+            company_id,
+            company.version,
+            "vectis.company.user_updated",
+            json!({ "companyId": company_id, "customerId": customer_id, "roles": result.roles,
+                    "locationIds": result.location_ids,
+                    "spendingLimit": result.spending_limit.map(|m| json!({"amount": m.amount, "currency": m.currency})) }),
+        ));
+        uow.commit().await?;
+        Ok(result)
+    }
+
+    /// Removes a member from a company; the last admin cannot be removed.
+    pub async fn remove_member(
+        &self,
+        caller: &Caller,
+        company_id: Uuid,
+        customer_id: Uuid,
+    ) -> AppResult<()> {
+        let mut uow = self.core.begin_for(caller).await?;
+        self.authorize(
+            uow.tx(),
+            caller,
+            company_id,
+            Need::Write(CompanyPermission::ManageUsers),
+        )
+        .await?;
+        let current = member::Entity::find()
+            .filter(member::Column::TenantId.eq(caller.tenant.0))
+            .filter(member::Column::CompanyId.eq(company_id))
+            .filter(member::Column::CustomerId.eq(customer_id))
+            .one(uow.tx())
+            .await?
+            .ok_or_else(|| AppError::not_found("CompanyUser", customer_id))?;
+        let was_admin = serde_json::from_str::<Vec<String>>(&current.roles)
+            .unwrap_or_default()
+            .iter()
+            .any(|r| r == "admin");
+        if was_admin
+            && Self::admins_after(uow.tx(), caller.tenant, company_id, customer_id, None).await?
+                == 0
+        {
+            return Err(Self::last_admin());
+        }
+        member::Entity::delete_many()
+            .filter(member::Column::Id.eq(current.id))
+            .exec(uow.tx())
+            .await?;
+        let company = Self::bump(&uow, company_id, Vec::new()).await?;
+        uow.record(DomainEvent::new(
+            caller.tenant,
+            "company",
+            company_id,
+            company.version,
+            "vectis.company.user_removed",
+            json!({ "companyId": company_id, "customerId": customer_id }),
+        ));
+        uow.commit().await?;
+        Ok(())
+    }
+
+    /// Adds a member directly (staff and seeding), without an invitation.
+    pub async fn add_member(
+        &self,
+        caller: &Caller,
+        company_id: Uuid,
+        customer_id: Uuid,
+        roles: Vec<String>,
+        location_ids: Vec<Uuid>,
+    ) -> AppResult<Member> {
+        caller.require(Permission::CompanyWrite)?;
+        let mut uow = self.core.begin_for(caller).await?;
+        let view = self
+            .authorize(
+                uow.tx(),
+                caller,
+                company_id,
+                Need::Write(CompanyPermission::ManageUsers),
+            )
+            .await?;
+        Self::check_roles(uow.tx(), caller.tenant, view.company.root_id, &roles).await?;
+        self.check_locations(uow.tx(), &view, &location_ids).await?;
+        let now = Utc::now();
+        let id = Uuid::now_v7();
+        let row = member::Entity::insert(member::ActiveModel {
+            id: Set(id),
+            tenant_id: Set(caller.tenant.0),
+            company_id: Set(company_id),
+            customer_id: Set(customer_id),
+            roles: Set(serde_json::to_string(&roles).map_err(anyhow::Error::from)?),
+            location_ids: Set(serde_json::to_string(&location_ids).map_err(anyhow::Error::from)?),
+            spending_limit: Set(None),
+            spending_currency: Set(None),
+            version: Set(1),
+            created_at: Set(now),
+            updated_at: Set(now),
+        })
+        .exec_with_returning(uow.tx())
+        .await
+        .map_err(|err| {
+            if crate::db::is_unique_violation(
+                &err,
+                "uq_company_members_company_customer",
+                "company_members.company_id",
+            ) {
+                AppError::Conflict {
+                    code: code::CONFLICT,
+                    message: "this person is a member of the company already".into(),
+                }
+            } else if err.to_string().contains("FOREIGN KEY")
+                || err.to_string().contains("foreign key")
+            {
+                AppError::not_found("Customer", customer_id)
+            } else {
+                err.into()
+            }
+        })?;
+        let company = Self::bump(&uow, company_id, Vec::new()).await?;
+        uow.record(DomainEvent::new(
+            caller.tenant,
+            "company",
+            company_id,
+            company.version,
+            "vectis.company.user_joined",
+            json!({ "companyId": company_id, "customerId": customer_id, "roles": roles }),
+        ));
+        uow.commit().await?;
+        Member::try_from(row)
+    }
+
+    /// Creates a custom role for a company tree from a permission set.
+    pub async fn create_role(
+        &self,
+        caller: &Caller,
+        company_id: Uuid,
+        code_: &str,
+        name: &str,
+        permissions: Vec<CompanyPermission>,
+    ) -> AppResult<(String, String, Vec<CompanyPermission>)> {
+        let code_ = code_.trim().to_lowercase();
+        if code_.is_empty()
+            || code_.len() > 64
+            || !code_
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        {
+            return Err(AppError::validation(
+                "code",
+                "must be 1-64 characters of letters, digits, '-' and '_'",
+            ));
+        }
+        if builtin_company_role(&code_).is_some() {
+            return Err(AppError::validation("code", "is a built-in role"));
+        }
+        if permissions.is_empty() {
+            return Err(AppError::validation(
+                "permissions",
+                "name at least one permission",
+            ));
+        }
+        let name = address::name("name", name, 200)?;
+        let mut uow = self.core.begin_for(caller).await?;
+        let view = self
+            .authorize(
+                uow.tx(),
+                caller,
+                company_id,
+                Need::Write(CompanyPermission::ManageUsers),
+            )
+            .await?;
+        let now = Utc::now();
+        role::Entity::insert(role::ActiveModel {
+            id: Set(Uuid::now_v7()),
+            tenant_id: Set(caller.tenant.0),
+            company_id: Set(view.company.root_id),
+            code: Set(code_.clone()),
+            name: Set(name.clone()),
+            permissions: Set(serde_json::to_string(&permissions).map_err(anyhow::Error::from)?),
+            created_at: Set(now),
+            updated_at: Set(now),
+        })
+        .exec_without_returning(uow.tx())
+        .await
+        .map_err(|err| {
+            if crate::db::is_unique_violation(
+                &err,
+                "uq_company_roles_company_code",
+                "company_roles.company_id",
+            ) {
+                AppError::Conflict {
+                    code: code::CONFLICT,
+                    message: format!("role `{code_}` exists already"),
+                }
+            } else {
+                err.into()
+            }
+        })?;
+        let company = Self::bump(&uow, view.company.root_id, Vec::new()).await?;
+        uow.record(DomainEvent::new(
+            caller.tenant,
+            "company",
+            view.company.root_id,
+            company.version,
+            "vectis.company.role_created",
+            json!({ "companyId": view.company.root_id, "code": code_, "name": name, "permissions": permissions }),
+        ));
+        uow.commit().await?;
+        Ok((code_, name, permissions))
+    }
+
+    /// Assigns a sales rep (a staff user of the tenant, checked by the caller) to a company.
+    pub async fn assign_sales_rep(
+        &self,
+        caller: &Caller,
+        company_id: Uuid,
+        staff: Uuid,
+        assign: bool,
+    ) -> AppResult<CompanyView> {
+        caller.require(Permission::CompanyWrite)?;
+        let mut uow = self.core.begin_for(caller).await?;
+        self.authorize(
+            uow.tx(),
+            caller,
+            company_id,
+            Need::Write(CompanyPermission::ManageUsers),
+        )
+        .await?;
+        let existing = sales_rep::Entity::find()
+            .filter(sales_rep::Column::TenantId.eq(caller.tenant.0))
+            .filter(sales_rep::Column::StaffUserId.eq(staff))
+            .filter(sales_rep::Column::CompanyId.eq(company_id))
+            .one(uow.tx())
+            .await?;
+        let changed = match (assign, existing.is_some()) {
+            (true, false) => {
+                sales_rep::Entity::insert(sales_rep::ActiveModel {
+                    tenant_id: Set(caller.tenant.0),
+                    staff_user_id: Set(staff),
+                    company_id: Set(company_id),
+                    created_at: Set(Utc::now()),
+                })
+                .exec_without_returning(uow.tx())
+                .await?;
+                true
+            }
+            (false, true) => {
+                sales_rep::Entity::delete_many()
+                    .filter(sales_rep::Column::TenantId.eq(caller.tenant.0))
+                    .filter(sales_rep::Column::StaffUserId.eq(staff))
+                    .filter(sales_rep::Column::CompanyId.eq(company_id))
+                    .exec(uow.tx())
+                    .await?;
+                true
+            }
+            _ => false,
+        };
+        if changed {
+            let company = Self::bump(&uow, company_id, Vec::new()).await?;
+            uow.record(DomainEvent::new(
+                caller.tenant,
+                "company",
+                company_id,
+                company.version,
+                if assign {
+                    "vectis.company.sales_rep_assigned"
+                } else {
+                    "vectis.company.sales_rep_unassigned"
+                },
+                json!({ "companyId": company_id, "staffUserId": staff }),
+            ));
+        }
+        let view = Self::load_tree(uow.tx(), caller.tenant, company_id)
+            .await?
+            .ok_or_else(|| AppError::not_found("Company", company_id))?;
+        uow.commit().await?;
+        Ok(view)
+    }
+
+    /// Sales reps assigned to a company.
+    pub async fn sales_reps(&self, tenant: TenantId, company_id: Uuid) -> AppResult<Vec<Uuid>> {
+        self.core
+            .read(tenant, |tx| {
+                Box::pin(async move {
+                    Ok(sales_rep::Entity::find()
+                        .select_only()
+                        .column(sales_rep::Column::StaffUserId)
+                        .filter(sales_rep::Column::TenantId.eq(tenant.0))
+                        .filter(sales_rep::Column::CompanyId.eq(company_id))
+                        .into_tuple::<Uuid>()
+                        .all(tx)
+                        .await?)
+                })
+            })
+            .await
+    }
+
+    /// Checks that the caller may act on behalf of `customer` in `company`: a staff user with
+    /// `IMPERSONATE` assigned to the company (or an ancestor), or a super admin; the customer
+    /// must be a member.
+    pub async fn check_impersonation(
+        &self,
+        caller: &Caller,
+        company_id: Uuid,
+        customer: Uuid,
+    ) -> AppResult<()> {
+        caller.require(Permission::Impersonate)?;
+        let tx = self.core.db.read(Scope::Tenant(caller.tenant)).await?;
+        let view = self.authorize(&tx, caller, company_id, Need::Read).await?;
+        if !caller.has(Permission::SuperAdmin) {
+            let staff = caller
+                .staff_id()
+                .ok_or_else(|| AppError::Forbidden("IMPERSONATE".into()))?;
+            let assigned = Self::assigned(&tx, caller.tenant, staff).await?;
+            if !view.ancestry().iter().any(|c| assigned.contains(&c.id)) {
+                return Err(AppError::not_found("Company", company_id));
+            }
+        }
+        let is_member = member::Entity::find()
+            .filter(member::Column::TenantId.eq(caller.tenant.0))
+            .filter(member::Column::CompanyId.eq(company_id))
+            .filter(member::Column::CustomerId.eq(customer))
+            .count(&tx)
+            .await?
+            > 0;
+        tx.commit().await?;
+        if is_member {
+            Ok(())
+        } else {
+            Err(AppError::not_found("CompanyUser", customer))
+        }
+    }
+}
+
+fn company_json(c: &company::Model) -> serde_json::Value {
+    json!({
+        "id": c.id, "name": c.name, "parentId": c.parent_id, "rootId": c.root_id, "vatId": c.vat_id,
+        "taxExempt": c.tax_exempt, "paymentTerms": c.payment_terms,
+        "creditLimit": c.credit_limit.map(|a| json!({ "amount": a, "currency": c.credit_currency })),
+        "customerGroupId": c.customer_group_id, "status": c.status,
+    })
+}
