@@ -39,10 +39,13 @@ pub enum PaymentTerms {
     /// Pay before shipping.
     Prepaid,
     /// Invoice due in 15 days.
+    #[graphql(name = "NET15")]
     Net15,
     /// Invoice due in 30 days.
+    #[graphql(name = "NET30")]
     Net30,
     /// Invoice due in 60 days.
+    #[graphql(name = "NET60")]
     Net60,
 }
 
@@ -848,9 +851,6 @@ impl CompaniesService {
         id: Option<Uuid>,
         input: LocationInput,
     ) -> AppResult<location::Model> {
-        let name = address::name("name", &input.name, 200)?;
-        let postal = input.address.validated()?;
-        let vat_id = vat_field("vatId", input.vat_id)?;
         let mut uow = self.core.begin_for(caller).await?;
         self.authorize(
             uow.tx(),
@@ -859,6 +859,9 @@ impl CompaniesService {
             Need::Write(CompanyPermission::ManageLocations),
         )
         .await?;
+        let name = address::name("name", &input.name, 200)?;
+        let postal = input.address.validated()?;
+        let vat_id = vat_field("vatId", input.vat_id)?;
         if let Some(id) = id {
             location::Entity::find_by_id(id)
                 .filter(location::Column::TenantId.eq(caller.tenant.0))
@@ -1066,7 +1069,6 @@ impl CompaniesService {
         roles: Vec<String>,
         location_ids: Vec<Uuid>,
     ) -> AppResult<(Invitation, String)> {
-        let email = normalize_email("email", email)?;
         let mut uow = self.core.begin_for(caller).await?;
         let view = self
             .authorize(
@@ -1076,6 +1078,7 @@ impl CompaniesService {
                 Need::Write(CompanyPermission::ManageUsers),
             )
             .await?;
+        let email = normalize_email("email", email)?;
         Self::check_roles(uow.tx(), caller.tenant, view.company.root_id, &roles).await?;
         self.check_locations(uow.tx(), &view, &location_ids).await?;
         if let Some(existing) = self.accounts.find_by_email_in(&uow, &email).await? {
@@ -1539,6 +1542,15 @@ impl CompaniesService {
         name: &str,
         permissions: Vec<CompanyPermission>,
     ) -> AppResult<(String, String, Vec<CompanyPermission>)> {
+        let mut uow = self.core.begin_for(caller).await?;
+        let view = self
+            .authorize(
+                uow.tx(),
+                caller,
+                company_id,
+                Need::Write(CompanyPermission::ManageUsers),
+            )
+            .await?;
         let code_ = code_.trim().to_lowercase();
         if code_.is_empty()
             || code_.len() > 64
@@ -1561,15 +1573,6 @@ impl CompaniesService {
             ));
         }
         let name = address::name("name", name, 200)?;
-        let mut uow = self.core.begin_for(caller).await?;
-        let view = self
-            .authorize(
-                uow.tx(),
-                caller,
-                company_id,
-                Need::Write(CompanyPermission::ManageUsers),
-            )
-            .await?;
         let now = Utc::now();
         role::Entity::insert(role::ActiveModel {
             id: Set(Uuid::now_v7()),

@@ -1,11 +1,15 @@
 //! Black-box tests of the engine through its GraphQL API (with and without HTTP).
 //! They run on SQLite by default and on PostgreSQL when `VECTIS_TEST_DATABASE_URL` is set.
 
+mod accounts;
+mod api_keys;
 mod auth;
 mod catalog;
+mod companies;
 mod events;
 mod http;
 mod isolation;
+mod permissions;
 mod schema;
 mod seed;
 mod statements;

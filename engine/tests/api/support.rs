@@ -293,3 +293,58 @@ pub async fn upsert(app: &TestApp, caller: &Caller, items: Vec<Value>) -> Value 
     );
     response["data"]["upsertVariants"].clone()
 }
+
+/// The `data` of the newest outbox event of `event_type`.
+pub async fn last_event(t: &TestApp, event_type: &str) -> Value {
+    use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder};
+    use vectis_engine::events::entity as outbox;
+    let tx = t
+        .app
+        .db()
+        .read(vectis_engine::db::Scope::System)
+        .await
+        .expect("tx");
+    let row = outbox::Entity::find()
+        .filter(outbox::Column::EventType.eq(event_type))
+        .order_by_desc(outbox::Column::Position)
+        .one(&tx)
+        .await
+        .expect("query")
+        .unwrap_or_else(|| panic!("no {event_type} event"));
+    tx.commit().await.expect("commit");
+    row.data
+}
+
+/// The caller an access token stands for (as the HTTP layer would resolve it).
+pub async fn caller_of(t: &TestApp, access_token: &str) -> Caller {
+    t.app
+        .services
+        .auth
+        .authenticate(Some(&format!("Bearer {access_token}")), None)
+        .await
+        .expect("valid token")
+        .expect("a caller")
+}
+
+/// Logs a customer in and returns their caller.
+pub async fn customer_login(
+    t: &TestApp,
+    storefront: &Caller,
+    email: &str,
+    password: &str,
+) -> Caller {
+    let data = t
+        .ok(
+            Some(storefront),
+            "mutation($e: String!, $p: String!) { customerLogin(email: $e, password: $p) { accessToken } }",
+            json!({ "e": email, "p": password }),
+        )
+        .await;
+    caller_of(
+        t,
+        data["customerLogin"]["accessToken"]
+            .as_str()
+            .expect("token"),
+    )
+    .await
+}

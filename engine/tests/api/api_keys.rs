@@ -1,0 +1,159 @@
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use serde_json::{Value, json};
+use vectis_engine::auth::Permission;
+
+use crate::support::{TestApp, error_code};
+
+fn post(body: Value, bearer: &str) -> Request<Body> {
+    Request::post("/graphql")
+        .header("content-type", "application/json")
+        .header("authorization", format!("Bearer {bearer}"))
+        .body(Body::from(body.to_string()))
+        .unwrap()
+}
+
+const CREATE_KEY: &str = "mutation($n: String!, $p: [Permission!]!) { createApiKey(input: { name: $n, permissions: $p }) { secret apiKey { id prefix permissions } } }";
+const CREATE_PRODUCT: &str = "mutation { createProduct(input: { name: \"ERP Bolt\" }) { name } }";
+
+#[tokio::test]
+async fn api_keys_are_scoped_shown_once_and_revocable() {
+    let t = TestApp::new().await;
+    let data = t
+        .ok(
+            Some(&t.a.admin),
+            CREATE_KEY,
+            json!({ "n": "ERP sync", "p": ["CATALOG_WRITE"] }),
+        )
+        .await;
+    let secret = data["createApiKey"]["secret"].as_str().unwrap().to_owned();
+    let id = data["createApiKey"]["apiKey"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(secret.starts_with("vk_"));
+    assert!(secret.starts_with(data["createApiKey"]["apiKey"]["prefix"].as_str().unwrap()));
+    let stored = t.scalar("SELECT COUNT(*) FROM api_keys").await;
+    assert_eq!(stored, 1);
+
+    let (status, _, body) = t
+        .http(post(json!({ "query": CREATE_PRODUCT }), &secret))
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body["data"]["createProduct"]["name"], "ERP Bolt", "{body}");
+    // Out of scope.
+    let (_, _, body) = t
+        .http(post(
+            json!({ "query": "{ customers { totalCount } }" }),
+            &secret,
+        ))
+        .await;
+    assert_eq!(body["errors"][0]["extensions"]["code"], "FORBIDDEN");
+    // Listed without the secret.
+    let list = t
+        .ok(
+            Some(&t.a.admin),
+            "{ apiKeys { id name permissions } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(
+        list["apiKeys"],
+        json!([{ "id": id, "name": "ERP sync", "permissions": ["CATALOG_WRITE"] }])
+    );
+    assert!(!list.to_string().contains(&secret));
+
+    t.ok(
+        Some(&t.a.admin),
+        "mutation($id: ID!) { revokeApiKey(id: $id) { revokedAt } }",
+        json!({ "id": id }),
+    )
+    .await;
+    let (status, _, body) = t
+        .http(post(json!({ "query": CREATE_PRODUCT }), &secret))
+        .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
+    assert_eq!(body["errors"][0]["message"], "invalid or revoked API key");
+    let (status, _, _) = t
+        .http(post(json!({ "query": CREATE_PRODUCT }), "vk_forged"))
+        .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert_eq!(t.scalar("SELECT COUNT(*) FROM products").await, 1);
+}
+
+#[tokio::test]
+async fn keys_cannot_exceed_their_creator() {
+    let t = TestApp::new().await;
+    let manager =
+        t.a.staff(&[Permission::ApiKeyWrite, Permission::CatalogRead]);
+    let r = t
+        .gql(
+            Some(&manager),
+            CREATE_KEY,
+            json!({ "n": "too much", "p": ["CATALOG_WRITE"] }),
+        )
+        .await;
+    assert_eq!(error_code(&r), "VALIDATION");
+    let r = t
+        .gql(
+            Some(&manager),
+            CREATE_KEY,
+            json!({ "n": "nothing", "p": [] }),
+        )
+        .await;
+    assert_eq!(error_code(&r), "VALIDATION");
+    let r = t
+        .gql(
+            Some(&t.a.staff(&[Permission::CatalogRead])),
+            CREATE_KEY,
+            json!({ "n": "x", "p": ["CATALOG_READ"] }),
+        )
+        .await;
+    assert_eq!(error_code(&r), "FORBIDDEN");
+    t.ok(
+        Some(&manager),
+        CREATE_KEY,
+        json!({ "n": "reader", "p": ["CATALOG_READ"] }),
+    )
+    .await;
+    let other = t.tenant("globex").await;
+    let id = t
+        .ok(Some(&t.a.admin), "{ apiKeys { id } }", json!({}))
+        .await["apiKeys"][0]["id"]
+        .clone();
+    let r = t
+        .gql(
+            Some(&other.admin),
+            "mutation($id: ID!) { revokeApiKey(id: $id) { id } }",
+            json!({ "id": id }),
+        )
+        .await;
+    assert_eq!(error_code(&r), "NOT_FOUND");
+}
+
+#[tokio::test]
+async fn repeated_login_failures_are_throttled() {
+    let t = TestApp::new().await;
+    let login = "mutation($p: String!) { login(tenant: \"acme\", email: \"admin@acme.test\", password: $p) { accessToken } }";
+    for _ in 0..5 {
+        let r = t.gql(None, login, json!({ "p": "wrong-password-1" })).await;
+        assert_eq!(error_code(&r), "UNAUTHENTICATED");
+    }
+    let r = t
+        .gql(None, login, json!({ "p": crate::support::PASSWORD }))
+        .await;
+    assert_eq!(
+        error_code(&r),
+        "RATE_LIMITED",
+        "even the right password waits"
+    );
+    // Unknown accounts are throttled the same way, so throttling reveals nothing either.
+    let ghost = "mutation { login(tenant: \"acme\", email: \"ghost@acme.test\", password: \"wrong-password-1\") { accessToken } }";
+    for _ in 0..5 {
+        t.gql(None, ghost, json!({})).await;
+    }
+    assert_eq!(
+        error_code(&t.gql(None, ghost, json!({})).await),
+        "RATE_LIMITED"
+    );
+}
