@@ -2,7 +2,10 @@
 
 use std::sync::Arc;
 
+use async_graphql::dataloader::DataLoader;
+
 use crate::accounts::AccountsService;
+use crate::accounts::loader::AccountsLoader;
 use crate::auth::throttle::ClientIp;
 use crate::auth::{AuthService, Caller, Permission};
 use crate::catalog::CatalogService;
@@ -109,7 +112,15 @@ impl App {
                 caller.tenant,
                 caller.has(Permission::CatalogRead),
             );
-            request = request.data(request_loader(loader)).data(caller);
+            let accounts = AccountsLoader::new(
+                self.services.accounts.clone(),
+                self.services.companies.clone(),
+                caller.tenant,
+            );
+            request = request
+                .data(request_loader(loader))
+                .data(DataLoader::new(accounts, tokio::spawn))
+                .data(caller);
         }
         request
     }

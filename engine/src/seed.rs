@@ -10,9 +10,12 @@ use indicatif::{ProgressBar, ProgressStyle};
 use uuid::Uuid;
 use vectis_strategies::CurrencyCode;
 
+use crate::accounts::PostalAddress;
+use crate::accounts::service::NewCustomer;
 use crate::app::Services;
 use crate::auth::{Caller, Permission, Principal, StaffRole};
 use crate::catalog::service::{NewCollection, NewOptionGroup, NewProduct, VariantUpsert};
+use crate::companies::service::{CompanySettings, LocationInput, NewCompany, PaymentTerms};
 use crate::tenancy::Tenant;
 
 /// Slug of the demo tenant.
@@ -23,6 +26,15 @@ pub const DEMO_STOREFRONT_KEY: &str = "demo-storefront-key";
 pub const DEMO_ADMIN_EMAIL: &str = "admin@vectis.demo";
 /// Password of the demo administrator (and of every demo login).
 pub const DEMO_PASSWORD: &str = "vectis-demo";
+/// The demo sales rep (staff), assigned to Acme Construction.
+pub const DEMO_SALES_REP_EMAIL: &str = "rep@vectis.demo";
+/// Demo company users of Acme Construction: (email, role).
+pub const DEMO_COMPANY_USERS: &[(&str, &str, &str, &str)] = &[
+    ("admin@acme.demo", "admin", "Alex", "Admin"),
+    ("buyer@acme.demo", "buyer", "Bea", "Buyer"),
+    ("approver@acme.demo", "approver", "April", "Approver"),
+    ("viewer@acme.demo", "viewer", "Vic", "Viewer"),
+];
 
 /// What seeding did.
 #[derive(Debug, Clone, Default)]
@@ -526,6 +538,284 @@ pub async fn seed_demo(services: &Services, progress: bool) -> anyhow::Result<Se
         bar.inc(chunk.len() as u64);
     }
     bar.finish_and_clear();
+    seed_accounts(services, &caller).await?;
     report.tenant = Some(tenant);
     Ok(report)
+}
+
+fn location(
+    name: &str,
+    street: &str,
+    city: &str,
+    postal: &str,
+    country: &str,
+    billing: bool,
+) -> LocationInput {
+    LocationInput {
+        name: name.into(),
+        is_shipping: true,
+        is_billing: billing,
+        address: PostalAddress {
+            street_line1: street.into(),
+            city: city.into(),
+            postal_code: postal.into(),
+            country_code: country.into(),
+            ..Default::default()
+        },
+        ..Default::default()
+    }
+}
+
+async fn find_or_create_company(
+    services: &Services,
+    caller: &Caller,
+    name: &str,
+    parent: Option<Uuid>,
+    settings: CompanySettings,
+) -> anyhow::Result<Uuid> {
+    let (existing, _, _) = services
+        .companies
+        .list(caller, Some(name.to_owned()), None, 100)
+        .await?;
+    if let Some(found) = existing
+        .into_iter()
+        .find(|c| c.company.name == name && c.company.parent_id == parent)
+    {
+        return Ok(found.company.id);
+    }
+    let created = services
+        .companies
+        .create(
+            caller,
+            NewCompany {
+                name: name.into(),
+                parent_id: parent,
+                settings,
+            },
+        )
+        .await?;
+    Ok(created.company.id)
+}
+
+async fn ensure_locations(
+    services: &Services,
+    caller: &Caller,
+    company: Uuid,
+    wanted: Vec<LocationInput>,
+) -> anyhow::Result<Vec<Uuid>> {
+    let existing = services
+        .companies
+        .locations(caller.tenant, vec![company])
+        .await?;
+    let mut ids = Vec::new();
+    for input in wanted {
+        match existing.iter().find(|l| l.name == input.name) {
+            Some(l) => ids.push(l.id),
+            None => ids.push(
+                services
+                    .companies
+                    .save_location(caller, company, None, input)
+                    .await?
+                    .id,
+            ),
+        }
+    }
+    Ok(ids)
+}
+
+async fn ensure_member(
+    services: &Services,
+    caller: &Caller,
+    company: Uuid,
+    (email, role, first, last): (&str, &str, &str, &str),
+) -> anyhow::Result<()> {
+    let customer = match services.accounts.credentials(caller.tenant, email).await? {
+        Some((customer, _)) => customer,
+        None => {
+            services
+                .accounts
+                .create_customer(
+                    caller,
+                    NewCustomer {
+                        email: email.into(),
+                        password: Some(DEMO_PASSWORD.into()),
+                        first_name: first.into(),
+                        last_name: last.into(),
+                        phone: None,
+                    },
+                )
+                .await?
+        }
+    };
+    let memberships = services
+        .companies
+        .memberships_of(caller.tenant, customer.id)
+        .await?;
+    if !memberships.iter().any(|m| m.company_id == company) {
+        services
+            .companies
+            .add_member(
+                caller,
+                company,
+                customer.id,
+                vec![role.to_owned()],
+                Vec::new(),
+            )
+            .await?;
+    }
+    Ok(())
+}
+
+/// Two customer groups, two companies (Acme Construction with two divisions and three
+/// locations), a user per company role and a sales rep.
+async fn seed_accounts(services: &Services, caller: &Caller) -> anyhow::Result<()> {
+    let groups = services.accounts.groups(caller.tenant).await?;
+    let mut group_ids = HashMap::new();
+    for (code, name) in [("wholesale", "Wholesale"), ("distributor", "Distributor")] {
+        let id = match groups.iter().find(|g| g.code == code) {
+            Some(g) => g.id,
+            None => services.accounts.create_group(caller, code, name).await?.id,
+        };
+        group_ids.insert(code, id);
+    }
+
+    let acme = find_or_create_company(
+        services,
+        caller,
+        "Acme Construction",
+        None,
+        CompanySettings {
+            vat_id: Some(Some("DE811907980".into())),
+            payment_terms: Some(Some(PaymentTerms::Net30)),
+            credit_limit: Some(Some(("EUR".into(), 25_000_000))),
+            customer_group_id: Some(group_ids.get("wholesale").copied()),
+            ..Default::default()
+        },
+    )
+    .await?;
+    let north = find_or_create_company(
+        services,
+        caller,
+        "Acme Construction North",
+        Some(acme),
+        CompanySettings::default(),
+    )
+    .await?;
+    let south = find_or_create_company(
+        services,
+        caller,
+        "Acme Construction South",
+        Some(acme),
+        CompanySettings {
+            payment_terms: Some(Some(PaymentTerms::Net60)),
+            ..Default::default()
+        },
+    )
+    .await?;
+    ensure_locations(
+        services,
+        caller,
+        acme,
+        vec![location(
+            "Acme HQ",
+            "Friedrichstrasse 100",
+            "Berlin",
+            "10117",
+            "DE",
+            true,
+        )],
+    )
+    .await?;
+    ensure_locations(
+        services,
+        caller,
+        north,
+        vec![location(
+            "Hamburg Harbour Site",
+            "Am Sandtorkai 1",
+            "Hamburg",
+            "20457",
+            "DE",
+            false,
+        )],
+    )
+    .await?;
+    ensure_locations(
+        services,
+        caller,
+        south,
+        vec![location(
+            "Munich Depot",
+            "Landsberger Strasse 300",
+            "Munich",
+            "80687",
+            "DE",
+            false,
+        )],
+    )
+    .await?;
+    for user in DEMO_COMPANY_USERS {
+        ensure_member(services, caller, acme, *user).await?;
+    }
+
+    let globex = find_or_create_company(
+        services,
+        caller,
+        "Globex Engineering",
+        None,
+        CompanySettings {
+            vat_id: Some(Some("FR40303265045".into())),
+            payment_terms: Some(Some(PaymentTerms::Net15)),
+            customer_group_id: Some(group_ids.get("distributor").copied()),
+            ..Default::default()
+        },
+    )
+    .await?;
+    ensure_locations(
+        services,
+        caller,
+        globex,
+        vec![location(
+            "Globex Lyon",
+            "10 Rue de la République",
+            "Lyon",
+            "69002",
+            "FR",
+            true,
+        )],
+    )
+    .await?;
+    ensure_member(
+        services,
+        caller,
+        globex,
+        ("admin@globex.demo", "admin", "Gil", "Globex"),
+    )
+    .await?;
+
+    let rep = match services
+        .auth
+        .staff_by_email(caller.tenant, DEMO_SALES_REP_EMAIL)
+        .await?
+    {
+        Some(rep) => rep,
+        None => {
+            services
+                .auth
+                .create_staff(
+                    caller.tenant,
+                    None,
+                    DEMO_SALES_REP_EMAIL,
+                    DEMO_PASSWORD,
+                    "Sam Sales",
+                    &[StaffRole::SalesRep],
+                )
+                .await?
+        }
+    };
+    services
+        .companies
+        .assign_sales_rep(caller, acme, rep.id, true)
+        .await?;
+    Ok(())
 }

@@ -7,12 +7,13 @@ use chrono::{DateTime, Utc};
 
 use super::Customer;
 use super::address::PostalAddress;
+use super::loader::AddressesOfCustomer;
 use super::service::{AddressEntry, AddressInput, CustomerGroup, NewCustomer};
 use crate::auth::Permission;
 use crate::catalog::graphql::{IdCursor, parse_id};
 use crate::companies::graphql::CompanyUserObject;
 use crate::error::AppError;
-use crate::graphql::context::{caller, require, services};
+use crate::graphql::context::{accounts_loader, caller, require, services};
 
 /// A customer: a B2C shopper or a B2B contact who may belong to companies.
 pub struct CustomerObject(pub Customer);
@@ -64,10 +65,10 @@ impl CustomerObject {
         if !own {
             caller.require(Permission::CustomerRead)?;
         }
-        let rows = services(ctx)
-            .accounts
-            .addresses(caller.tenant, self.0.id)
-            .await?;
+        let rows = accounts_loader(ctx)?
+            .load_one(AddressesOfCustomer(self.0.id))
+            .await?
+            .unwrap_or_default();
         Ok(rows.into_iter().map(AddressObject).collect())
     }
     /// Company memberships (the customer themselves, or staff with `CUSTOMER_READ`).
@@ -228,6 +229,21 @@ pub struct RegisterCustomerInput {
     pub phone: Option<String>,
 }
 
+/// Input of `createCustomer`.
+#[derive(InputObject)]
+pub struct CreateCustomerInput {
+    /// Email.
+    pub email: String,
+    /// Initial password (optional).
+    pub password: Option<String>,
+    /// First name.
+    pub first_name: String,
+    /// Last name.
+    pub last_name: String,
+    /// Phone.
+    pub phone: Option<String>,
+}
+
 /// Fields of a customer page beyond edges and page info.
 #[derive(SimpleObject)]
 pub struct CustomerConnectionFields {
@@ -317,6 +333,30 @@ impl AccountsMutation {
                 NewCustomer {
                     email: input.email,
                     password: Some(input.password),
+                    first_name: input.first_name,
+                    last_name: input.last_name,
+                    phone: input.phone,
+                },
+            )
+            .await?;
+        Ok(CustomerObject(created))
+    }
+
+    /// Creates a customer for staff (`CUSTOMER_WRITE`). Without a password the customer sets
+    /// one through `requestPasswordReset`.
+    async fn create_customer(
+        &self,
+        ctx: &Context<'_>,
+        input: CreateCustomerInput,
+    ) -> Result<CustomerObject> {
+        let caller = require(ctx, Permission::CustomerWrite)?;
+        let created = services(ctx)
+            .accounts
+            .create_customer(
+                caller,
+                NewCustomer {
+                    email: input.email,
+                    password: input.password,
                     first_name: input.first_name,
                     last_name: input.last_name,
                     phone: input.phone,

@@ -8,6 +8,7 @@
 pub mod address;
 pub mod entity;
 pub mod graphql;
+pub mod loader;
 pub mod service;
 
 pub use address::PostalAddress;

@@ -356,6 +356,20 @@ impl AccountsService {
         Ok(())
     }
 
+    /// Creates a customer for staff (`CUSTOMER_WRITE`); the email counts as verified and the
+    /// password may be left for the customer to set through a password reset.
+    pub async fn create_customer(
+        &self,
+        caller: &Caller,
+        input: NewCustomer,
+    ) -> AppResult<Customer> {
+        caller.require(Permission::CustomerWrite)?;
+        let mut uow = self.core.begin_for(caller).await?;
+        let created = self.create_in(&mut uow, input, true).await?;
+        uow.commit().await?;
+        Ok(created)
+    }
+
     /// Registers a customer from a storefront and requests email verification.
     pub async fn register(&self, tenant: TenantId, input: NewCustomer) -> AppResult<Customer> {
         if input.password.is_none() {
@@ -526,6 +540,36 @@ impl AccountsService {
             })
             .await?;
         Ok(rows.into_iter().map(AddressEntry::from).collect())
+    }
+
+    /// The address books of several customers (for loaders): `(customer, entry)` pairs.
+    pub async fn addresses_of(
+        &self,
+        tenant: TenantId,
+        customers: Vec<Uuid>,
+    ) -> AppResult<Vec<(Uuid, AddressEntry)>> {
+        let backend = self.core.db.backend();
+        let rows = self
+            .core
+            .read(tenant, |tx| {
+                Box::pin(async move {
+                    Ok(address_entity::Entity::find()
+                        .filter(address_entity::Column::TenantId.eq(tenant.0))
+                        .filter(crate::db::id_in(
+                            backend,
+                            (address_entity::Entity, address_entity::Column::CustomerId),
+                            customers,
+                        ))
+                        .order_by_asc(address_entity::Column::Id)
+                        .all(tx)
+                        .await?)
+                })
+            })
+            .await?;
+        Ok(rows
+            .into_iter()
+            .map(|m| (m.customer_id, AddressEntry::from(m)))
+            .collect())
     }
 
     /// Adds an address to the calling customer's book (or replaces `id`).

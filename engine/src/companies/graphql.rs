@@ -11,11 +11,12 @@ use super::service::{
     CompanySettings, CompanyView, LocationInput, Member, MemberPatch, NewCompany, PaymentTerms,
 };
 use crate::accounts::graphql::{CustomerObject, PostalAddressInput};
+use crate::accounts::loader::{CustomerById, LocationsOfCompany, MembersOfCompany};
 use crate::auth::graphql::AuthPayload;
 use crate::auth::{CompanyPermission, Permission};
 use crate::catalog::graphql::{IdCursor, PriceInput, parse_id};
 use crate::error::AppError;
-use crate::graphql::context::{caller, require, services};
+use crate::graphql::context::{accounts_loader, caller, require, services};
 use crate::graphql::scalars::MoneyObject;
 
 fn id(u: Uuid) -> ID {
@@ -58,9 +59,24 @@ impl CompanyObject {
     async fn parent_id(&self) -> Option<ID> {
         self.0.company.parent_id.map(id)
     }
-    /// Parent company.
-    async fn parent(&self) -> Option<CompanyObject> {
-        self.0.parent().map(CompanyObject)
+    /// Parent company, when the caller may see it (a division's users do not see the parent).
+    async fn parent(&self, ctx: &Context<'_>) -> Result<Option<CompanyObject>> {
+        let Some(parent) = self.0.parent() else {
+            return Ok(None);
+        };
+        let caller = caller(ctx)?;
+        if caller.has(Permission::CompanyRead) || caller.has(Permission::CompanyWrite) {
+            return Ok(Some(CompanyObject(parent)));
+        }
+        match services(ctx)
+            .companies
+            .company(caller, parent.company.id)
+            .await
+        {
+            Ok(view) => Ok(Some(CompanyObject(view))),
+            Err(AppError::NotFound { .. } | AppError::Forbidden(_)) => Ok(None),
+            Err(other) => Err(other.into()),
+        }
     }
     /// Divisions.
     async fn children(&self) -> Vec<CompanyObject> {
@@ -113,10 +129,10 @@ impl CompanyObject {
     /// Locations; a company user restricted to some locations sees only those.
     async fn locations(&self, ctx: &Context<'_>) -> Result<Vec<CompanyLocationObject>> {
         let caller = caller(ctx)?;
-        let rows = services(ctx)
-            .companies
-            .locations(caller.tenant, vec![self.0.company.id])
-            .await?;
+        let rows = accounts_loader(ctx)?
+            .load_one(LocationsOfCompany(self.0.company.id))
+            .await?
+            .unwrap_or_default();
         let restricted: Option<Vec<Uuid>> = match caller.membership() {
             Some(m) if !m.can(CompanyPermission::ManageLocations) => {
                 let member = services(ctx)
@@ -138,10 +154,16 @@ impl CompanyObject {
     /// Company users (company admins, staff with `COMPANY_READ`, assigned sales reps).
     async fn users(&self, ctx: &Context<'_>) -> Result<Vec<CompanyUserObject>> {
         let caller = caller(ctx)?;
-        let rows = services(ctx)
-            .companies
-            .members(caller, self.0.company.id)
-            .await?;
+        // This company was authorised for reading; users need more of company users.
+        if let Some(m) = caller.membership()
+            && !m.can(CompanyPermission::ManageUsers)
+        {
+            return Err(AppError::Forbidden("MANAGE_USERS".into()).into());
+        }
+        let rows = accounts_loader(ctx)?
+            .load_one(MembersOfCompany(self.0.company.id))
+            .await?
+            .unwrap_or_default();
         Ok(rows.into_iter().map(CompanyUserObject).collect())
     }
     /// Staff users assigned as sales reps.
@@ -237,10 +259,8 @@ impl CompanyUserObject {
     }
     /// The customer.
     async fn customer(&self, ctx: &Context<'_>) -> Result<Option<CustomerObject>> {
-        let caller = caller(ctx)?;
-        Ok(services(ctx)
-            .accounts
-            .customer(caller.tenant, self.0.customer_id)
+        Ok(accounts_loader(ctx)?
+            .load_one(CustomerById(self.0.customer_id))
             .await?
             .map(CustomerObject))
     }
@@ -441,6 +461,18 @@ impl CompaniesQuery {
         ))
     }
 
+    /// Users of a company (company admins, staff with `COMPANY_READ`, assigned sales reps).
+    async fn company_users(
+        &self,
+        ctx: &Context<'_>,
+        company_id: ID,
+    ) -> Result<Vec<CompanyUserObject>> {
+        let caller = caller(ctx)?;
+        let company = parse_id("companyId", &company_id)?;
+        let rows = services(ctx).companies.members(caller, company).await?;
+        Ok(rows.into_iter().map(CompanyUserObject).collect())
+    }
+
     /// The company the calling company user acts for.
     async fn my_company(&self, ctx: &Context<'_>) -> Result<Option<CompanyObject>> {
         let caller = caller(ctx)?;
@@ -583,6 +615,33 @@ impl CompaniesMutation {
             services
                 .auth
                 .customer_session(tenant, &customer, Some(company), None)
+                .await?,
+        ))
+    }
+
+    /// Adds an existing customer to a company without an invitation (`COMPANY_WRITE`).
+    async fn add_company_user(
+        &self,
+        ctx: &Context<'_>,
+        company_id: ID,
+        customer_id: ID,
+        roles: Vec<String>,
+        #[graphql(default)] location_ids: Vec<ID>,
+    ) -> Result<CompanyUserObject> {
+        let caller = require(ctx, Permission::CompanyWrite)?;
+        let company = parse_id("companyId", &company_id)?;
+        let customer = parse_id("customerId", &customer_id)?;
+        let locations = ids("locationIds", &location_ids)?;
+        let services = services(ctx);
+        services
+            .accounts
+            .customer(caller.tenant, customer)
+            .await?
+            .ok_or_else(|| AppError::not_found("Customer", customer))?;
+        Ok(CompanyUserObject(
+            services
+                .companies
+                .add_member(caller, company, customer, roles, locations)
                 .await?,
         ))
     }

@@ -1264,6 +1264,33 @@ impl CompaniesService {
         rows.into_iter().map(Member::try_from).collect()
     }
 
+    /// Members of several companies (for loaders; the caller checked access).
+    pub async fn members_of(
+        &self,
+        tenant: TenantId,
+        companies: Vec<Uuid>,
+    ) -> AppResult<Vec<Member>> {
+        let backend = self.core.db.backend();
+        let rows = self
+            .core
+            .read(tenant, |tx| {
+                Box::pin(async move {
+                    Ok(member::Entity::find()
+                        .filter(member::Column::TenantId.eq(tenant.0))
+                        .filter(id_in(
+                            backend,
+                            (member::Entity, member::Column::CompanyId),
+                            companies,
+                        ))
+                        .order_by_asc(member::Column::Id)
+                        .all(tx)
+                        .await?)
+                })
+            })
+            .await?;
+        rows.into_iter().map(Member::try_from).collect()
+    }
+
     /// The companies a customer belongs to.
     pub async fn memberships_of(&self, tenant: TenantId, customer: Uuid) -> AppResult<Vec<Member>> {
         let rows = self

@@ -44,3 +44,11 @@ pub fn catalog_loader<'a>(
 pub fn client_ip(ctx: &Context<'_>) -> Option<crate::auth::throttle::ClientIp> {
     ctx.data_opt::<crate::auth::throttle::ClientIp>().copied()
 }
+
+/// The request's accounts loader (customers, address books, company locations).
+pub fn accounts_loader<'a>(
+    ctx: &'a Context<'_>,
+) -> Result<&'a crate::accounts::loader::AccountsDataLoader, async_graphql::Error> {
+    caller(ctx)?;
+    ctx.data::<crate::accounts::loader::AccountsDataLoader>()
+}

@@ -536,3 +536,168 @@ async fn sales_reps_see_assigned_companies_and_act_for_their_users() {
         .await;
     assert_eq!(error_code(&denied), "FORBIDDEN");
 }
+
+#[tokio::test]
+async fn expired_invitations_are_refused() {
+    let t = TestApp::new().await;
+    let acme = company(&t, &t.a.admin, json!({ "name": "Acme" })).await;
+    t.ok(
+        Some(&t.a.admin),
+        INVITE,
+        json!({ "c": acme, "e": "late@acme.test", "r": ["buyer"] }),
+    )
+    .await;
+    let token = last_event(&t, "vectis.company.user_invited").await["token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let tx = t
+        .app
+        .db()
+        .write(vectis_engine::db::Scope::System)
+        .await
+        .unwrap();
+    use sea_orm::{ConnectionTrait, Statement};
+    tx.execute_raw(Statement::from_sql_and_values(
+        t.app.db().backend(),
+        if t.app.db().backend() == sea_orm::DbBackend::Postgres {
+            "UPDATE company_invitations SET expires_at = $1"
+        } else {
+            "UPDATE company_invitations SET expires_at = ?"
+        },
+        [chrono::Utc::now()
+            .checked_sub_signed(chrono::Duration::days(1))
+            .unwrap()
+            .into()],
+    ))
+    .await
+    .unwrap();
+    tx.commit().await.unwrap();
+    let r = t
+        .gql(
+            None,
+            ACCEPT,
+            json!({ "t": token, "p": PASSWORD, "f": "L", "l": "Ate" }),
+        )
+        .await;
+    assert_eq!(error_code(&r), "VALIDATION");
+    assert_eq!(t.scalar("SELECT COUNT(*) FROM customers").await, 0);
+}
+
+#[tokio::test]
+async fn division_users_see_their_division_not_the_parent() {
+    let t = TestApp::new().await;
+    let acme = company(&t, &t.a.admin, json!({ "name": "Acme" })).await;
+    let north = company(
+        &t,
+        &t.a.admin,
+        json!({ "name": "Acme North", "parentId": acme }),
+    )
+    .await;
+    let buyer = join(&t, &t.a.admin, &north, "north@acme.test", &["admin"]).await;
+    let data = t
+        .ok(
+            Some(&buyer),
+            "{ myCompany { name parent { name } } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(
+        data["myCompany"],
+        json!({ "name": "Acme North", "parent": null })
+    );
+    let r = t
+        .gql(
+            Some(&buyer),
+            "query($c: ID!) { company(id: $c) { name } }",
+            json!({ "c": acme }),
+        )
+        .await;
+    assert_eq!(error_code(&r), "NOT_FOUND");
+    let root_admin = join(&t, &t.a.admin, &acme, "root@acme.test", &["admin"]).await;
+    let data = t
+        .ok(
+            Some(&root_admin),
+            "query($c: ID!) { company(id: $c) { name parent { name } } }",
+            json!({ "c": north }),
+        )
+        .await;
+    assert_eq!(data["company"]["parent"]["name"], "Acme");
+}
+
+#[tokio::test]
+async fn customer_sessions_refresh_with_current_roles() {
+    let t = TestApp::new().await;
+    let acme = company(&t, &t.a.admin, json!({ "name": "Acme" })).await;
+    join(&t, &t.a.admin, &acme, "admin@acme.test", &["admin"]).await;
+    let buyer = join(&t, &t.a.admin, &acme, "buyer@acme.test", &["buyer"]).await;
+    let login = t
+        .ok(Some(&t.a.storefront), "mutation { customerLogin(email: \"buyer@acme.test\", password: \"correct-horse-9\") { refreshToken } }", json!({}))
+        .await;
+    let refresh = login["customerLogin"]["refreshToken"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let update = "mutation($c: ID!, $u: ID!) { updateCompanyUser(companyId: $c, customerId: $u, input: { roles: [\"approver\"] }) { roles } }";
+    t.ok(
+        Some(&t.a.admin),
+        update,
+        json!({ "c": acme, "u": buyer.actor().unwrap().to_string() }),
+    )
+    .await;
+    let rotated = t
+        .ok(None, "mutation($t: String!) { refreshToken(refreshToken: $t) { refreshToken viewer { kind companyRoles } } }", json!({ "t": refresh }))
+        .await;
+    assert_eq!(rotated["refreshToken"]["viewer"]["kind"], "CUSTOMER");
+    assert_eq!(
+        rotated["refreshToken"]["viewer"]["companyRoles"],
+        json!(["approver"])
+    );
+    let reuse = t
+        .gql(
+            None,
+            "mutation($t: String!) { refreshToken(refreshToken: $t) { refreshToken } }",
+            json!({ "t": refresh }),
+        )
+        .await;
+    assert_eq!(error_code(&reuse), "UNAUTHENTICATED");
+}
+
+#[tokio::test]
+async fn a_company_page_runs_the_same_statements_for_3_and_12_companies() {
+    let t = TestApp::new().await;
+    let mut ids = Vec::new();
+    for i in 0..12 {
+        let id = company(&t, &t.a.admin, json!({ "name": format!("Company {i:02}") })).await;
+        location(&t, &t.a.admin, &id, "Site").await;
+        join(
+            &t,
+            &t.a.admin,
+            &id,
+            &format!("admin{i}@example.test"),
+            &["admin"],
+        )
+        .await;
+        ids.push(id);
+    }
+    let q = "query($n: Int!) { companies(first: $n) { edges { node { name locations { name } users { roles customer { email } } } } } }";
+    let count = |n: i64| {
+        let t = &t;
+        async move {
+            let before = t.statements();
+            let data = t.ok(Some(&t.a.admin), q, json!({ "n": n })).await;
+            assert_eq!(
+                data["companies"]["edges"].as_array().unwrap().len() as i64,
+                n
+            );
+            assert_eq!(
+                data["companies"]["edges"][0]["node"]["users"][0]["roles"],
+                json!(["admin"])
+            );
+            t.statements() - before
+        }
+    };
+    let small = count(3).await;
+    let large = count(12).await;
+    assert_eq!(small, large);
+}

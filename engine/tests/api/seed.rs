@@ -51,4 +51,38 @@ async fn demo_seed_is_large_realistic_and_idempotent() {
         .await;
     assert!(data["products"]["totalCount"].as_i64().unwrap() >= 8);
     assert!(data["collections"].as_array().unwrap().len() >= 4);
+
+    // B2B accounts: every documented login works and acts in Acme Construction.
+    for (email, role, _, _) in vectis_engine::seed::DEMO_COMPANY_USERS {
+        let caller = crate::support::customer_login(&t, &storefront, email, DEMO_PASSWORD).await;
+        let membership = caller.membership().expect("company user");
+        assert_eq!(membership.roles, vec![(*role).to_owned()]);
+        assert!(
+            membership.location_id.is_some(),
+            "{email} acts in a location"
+        );
+        let data = t
+            .ok(
+                Some(&caller),
+                "{ myCompany { name children { name } locations { name } } }",
+                json!({}),
+            )
+            .await;
+        assert_eq!(data["myCompany"]["name"], "Acme Construction");
+        assert_eq!(data["myCompany"]["children"].as_array().unwrap().len(), 2);
+    }
+    let rep = t
+        .ok(
+            None,
+            "mutation($e: String!, $p: String!) { login(email: $e, password: $p, tenant: \"demo\") { viewer { staff { roles } } } }",
+            json!({ "e": vectis_engine::seed::DEMO_SALES_REP_EMAIL, "p": DEMO_PASSWORD }),
+        )
+        .await;
+    assert_eq!(
+        rep["login"]["viewer"]["staff"]["roles"],
+        json!(["SALES_REP"])
+    );
+    assert_eq!(t.scalar("SELECT COUNT(*) FROM companies").await, 4);
+    assert_eq!(t.scalar("SELECT COUNT(*) FROM company_locations").await, 4);
+    assert_eq!(t.scalar("SELECT COUNT(*) FROM customer_groups").await, 2);
 }
