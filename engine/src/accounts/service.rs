@@ -181,6 +181,14 @@ fn email_conflict(err: sea_orm::DbErr) -> AppError {
     }
 }
 
+async fn bump_customer(
+    uow: &UnitOfWork,
+    id: Uuid,
+    sets: Vec<(customer::Column, Expr)>,
+) -> AppResult<customer::Model> {
+    uow.bump::<customer::Entity>(id, sets, "Customer").await
+}
+
 impl AccountsService {
     /// A service over `core`.
     pub fn new(core: Core) -> Self {
@@ -343,7 +351,7 @@ impl AccountsService {
         } else {
             "vectis.account.password_reset_requested"
         };
-        let bumped = Self::bump(uow, customer.id, Vec::new()).await?;
+        let bumped = bump_customer(uow, customer.id, Vec::new()).await?;
         // The token travels only in this event, for the notification handler that mails it.
         uow.record(DomainEvent::new(
             uow.tenant(),
@@ -408,34 +416,10 @@ impl AccountsService {
         Ok((uow, customer))
     }
 
-    async fn bump(
-        uow: &UnitOfWork,
-        id: Uuid,
-        sets: Vec<(customer::Column, Expr)>,
-    ) -> AppResult<customer::Model> {
-        let mut update = customer::Entity::update_many()
-            .col_expr(
-                customer::Column::Version,
-                Expr::col(customer::Column::Version).add(1),
-            )
-            .col_expr(customer::Column::UpdatedAt, Expr::value(Utc::now()))
-            .filter(customer::Column::TenantId.eq(uow.tenant().0))
-            .filter(customer::Column::Id.eq(id));
-        for (column, value) in sets {
-            update = update.col_expr(column, value);
-        }
-        update
-            .exec_with_returning(uow.tx())
-            .await?
-            .into_iter()
-            .next()
-            .ok_or_else(|| AppError::not_found("Customer", id))
-    }
-
     /// Marks the email of the token's customer as verified.
     pub async fn verify_email(&self, token: &str) -> AppResult<Customer> {
         let (mut uow, found) = self.redeem(token, VERIFY).await?;
-        let updated = Self::bump(
+        let updated = bump_customer(
             &uow,
             found.id,
             vec![(customer::Column::EmailVerifiedAt, Expr::value(Utc::now()))],
@@ -478,7 +462,7 @@ impl AccountsService {
         if found.email_verified_at.is_none() {
             sets.push((customer::Column::EmailVerifiedAt, Expr::value(Utc::now())));
         }
-        let updated = Self::bump(&uow, found.id, sets).await?;
+        let updated = bump_customer(&uow, found.id, sets).await?;
         uow.record(DomainEvent::new(
             uow.tenant(),
             "customer",
@@ -500,7 +484,7 @@ impl AccountsService {
     ) -> AppResult<()> {
         validate_password("password", password)?;
         let hash = hash_password(password)?;
-        let updated = Self::bump(
+        let updated = bump_customer(
             uow,
             id,
             vec![
@@ -651,7 +635,7 @@ impl AccountsService {
                 .exec_with_returning(uow.tx())
                 .await?
         };
-        let updated = Self::bump(&uow, customer_id, Vec::new()).await?;
+        let updated = bump_customer(&uow, customer_id, Vec::new()).await?;
         uow.record(DomainEvent::new(
             tenant,
             "customer",
@@ -677,7 +661,7 @@ impl AccountsService {
         if deleted.rows_affected == 0 {
             return Err(AppError::not_found("Address", id));
         }
-        let updated = Self::bump(&uow, customer_id, Vec::new()).await?;
+        let updated = bump_customer(&uow, customer_id, Vec::new()).await?;
         uow.record(DomainEvent::new(
             caller.tenant,
             "customer",
@@ -790,7 +774,7 @@ impl AccountsService {
         if let Some(group) = group {
             self.ensure_group_in(&uow, group).await?;
         }
-        let updated = Self::bump(
+        let updated = bump_customer(
             &uow,
             customer_id,
             vec![(customer::Column::CustomerGroupId, Expr::value(group))],

@@ -626,23 +626,7 @@ impl CatalogService {
         id: Uuid,
         sets: Vec<(product::Column, Expr)>,
     ) -> AppResult<product::Model> {
-        let mut update = product::Entity::update_many()
-            .col_expr(
-                product::Column::Version,
-                Expr::col(product::Column::Version).add(1),
-            )
-            .col_expr(product::Column::UpdatedAt, Expr::value(Utc::now()))
-            .filter(product::Column::TenantId.eq(uow.tenant().0))
-            .filter(product::Column::Id.eq(id));
-        for (column, value) in sets {
-            update = update.col_expr(column, value);
-        }
-        update
-            .exec_with_returning(uow.tx())
-            .await?
-            .into_iter()
-            .next()
-            .ok_or_else(|| AppError::not_found("Product", id))
+        uow.bump::<product::Entity>(id, sets, "Product").await
     }
 
     /// Changes a product's name, slug, description or collections.

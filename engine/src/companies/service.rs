@@ -347,6 +347,14 @@ fn vat_field(field: &str, value: Option<String>) -> AppResult<Option<String>> {
         .transpose()
 }
 
+async fn bump_company(
+    uow: &UnitOfWork,
+    id: Uuid,
+    sets: Vec<(company::Column, Expr)>,
+) -> AppResult<company::Model> {
+    uow.bump::<company::Entity>(id, sets, "Company").await
+}
+
 impl CompaniesService {
     /// A service over `core`, creating customers through `accounts`.
     pub fn new(core: Core, accounts: AccountsService) -> Self {
@@ -686,7 +694,7 @@ impl CompaniesService {
         })
         .exec_without_returning(uow.tx())
         .await?;
-        let created = Self::bump(&uow, id, sets).await?;
+        let created = bump_company(&uow, id, sets).await?;
         uow.record(DomainEvent::new(
             caller.tenant,
             "company",
@@ -700,30 +708,6 @@ impl CompaniesService {
             .ok_or_else(|| AppError::not_found("Company", id))?;
         uow.commit().await?;
         Ok(view)
-    }
-
-    async fn bump(
-        uow: &UnitOfWork,
-        id: Uuid,
-        sets: Vec<(company::Column, Expr)>,
-    ) -> AppResult<company::Model> {
-        let mut update = company::Entity::update_many()
-            .col_expr(
-                company::Column::Version,
-                Expr::col(company::Column::Version).add(1),
-            )
-            .col_expr(company::Column::UpdatedAt, Expr::value(Utc::now()))
-            .filter(company::Column::TenantId.eq(uow.tenant().0))
-            .filter(company::Column::Id.eq(id));
-        for (column, value) in sets {
-            update = update.col_expr(column, value);
-        }
-        update
-            .exec_with_returning(uow.tx())
-            .await?
-            .into_iter()
-            .next()
-            .ok_or_else(|| AppError::not_found("Company", id))
     }
 
     /// Renames a company, changes its settings or moves it under another parent (`Some(None)`
@@ -802,7 +786,7 @@ impl CompaniesService {
                 }
             }
         }
-        let updated = Self::bump(&uow, id, sets).await?;
+        let updated = bump_company(&uow, id, sets).await?;
         uow.record(DomainEvent::new(
             caller.tenant,
             "company",
@@ -903,7 +887,7 @@ impl CompaniesService {
                 .exec_with_returning(uow.tx())
                 .await?
         };
-        let updated = Self::bump(&uow, company_id, Vec::new()).await?;
+        let updated = bump_company(&uow, company_id, Vec::new()).await?;
         uow.record(DomainEvent::new(
             caller.tenant,
             "company",
@@ -1116,7 +1100,7 @@ impl CompaniesService {
         })
         .exec_without_returning(uow.tx())
         .await?;
-        let updated = Self::bump(&uow, company_id, Vec::new()).await?;
+        let updated = bump_company(&uow, company_id, Vec::new()).await?;
         uow.record(DomainEvent::new(
             caller.tenant,
             "company",
@@ -1231,7 +1215,7 @@ impl CompaniesService {
                 err.into()
             }
         })?;
-        let updated = Self::bump(&uow, inv.company_id, Vec::new()).await?;
+        let updated = bump_company(&uow, inv.company_id, Vec::new()).await?;
         uow.record(DomainEvent::new(
             tenant,
             "company",
@@ -1427,7 +1411,7 @@ impl CompaniesService {
             .next()
             .ok_or_else(|| AppError::not_found("CompanyUser", customer_id))?;
         let result = Member::try_from(updated)?;
-        let company = Self::bump(&uow, company_id, Vec::new()).await?;
+        let company = bump_company(&uow, company_id, Vec::new()).await?;
         uow.record(DomainEvent::new(
             caller.tenant,
             "company",
@@ -1478,7 +1462,7 @@ impl CompaniesService {
             .filter(member::Column::Id.eq(current.id))
             .exec(uow.tx())
             .await?;
-        let company = Self::bump(&uow, company_id, Vec::new()).await?;
+        let company = bump_company(&uow, company_id, Vec::new()).await?;
         uow.record(DomainEvent::new(
             caller.tenant,
             "company",
@@ -1547,7 +1531,7 @@ impl CompaniesService {
                 err.into()
             }
         })?;
-        let company = Self::bump(&uow, company_id, Vec::new()).await?;
+        let company = bump_company(&uow, company_id, Vec::new()).await?;
         uow.record(DomainEvent::new(
             caller.tenant,
             "company",
@@ -1627,7 +1611,7 @@ impl CompaniesService {
                 err.into()
             }
         })?;
-        let company = Self::bump(&uow, view.company.root_id, Vec::new()).await?;
+        let company = bump_company(&uow, view.company.root_id, Vec::new()).await?;
         uow.record(DomainEvent::new(
             caller.tenant,
             "company",
@@ -1687,7 +1671,7 @@ impl CompaniesService {
             _ => false,
         };
         if changed {
-            let company = Self::bump(&uow, company_id, Vec::new()).await?;
+            let company = bump_company(&uow, company_id, Vec::new()).await?;
             uow.record(DomainEvent::new(
                 caller.tenant,
                 "company",

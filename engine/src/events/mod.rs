@@ -135,6 +135,43 @@ impl UnitOfWork {
         self.tenant
     }
 
+    /// Increments the `version` of aggregate row `id` of entity `E` in this tenant, sets
+    /// `updated_at` and the given columns, and returns the row; `NOT_FOUND` (named `what`)
+    /// when there is no such row. The new version is the sequence of the event that follows.
+    pub async fn bump<E>(
+        &self,
+        id: Uuid,
+        sets: Vec<(E::Column, sea_orm::sea_query::Expr)>,
+        what: &'static str,
+    ) -> AppResult<E::Model>
+    where
+        E: sea_orm::EntityTrait,
+        E::Column: std::str::FromStr,
+    {
+        use sea_orm::sea_query::{Expr, ExprTrait};
+        use sea_orm::{ColumnTrait, QueryFilter};
+        let column = |name: &str| {
+            <E::Column as std::str::FromStr>::from_str(name).map_err(|_| {
+                crate::error::AppError::Internal(anyhow::anyhow!("{what} has no column {name}"))
+            })
+        };
+        let version = column("version")?;
+        let mut update = E::update_many()
+            .col_expr(version, Expr::col(version).add(1))
+            .col_expr(column("updated_at")?, Expr::value(Utc::now()))
+            .filter(column("tenant_id")?.eq(self.tenant.0))
+            .filter(column("id")?.eq(id));
+        for (column, value) in sets {
+            update = update.col_expr(column, value);
+        }
+        update
+            .exec_with_returning(&self.tx)
+            .await?
+            .into_iter()
+            .next()
+            .ok_or_else(|| crate::error::AppError::not_found(what, id))
+    }
+
     /// Queues an event; it is written to the outbox at commit.
     pub fn record(&mut self, mut event: DomainEvent) {
         event.actor_id = event.actor_id.or(self.actor);
