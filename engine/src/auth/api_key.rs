@@ -22,6 +22,8 @@ use crate::tenancy::{TenantId, hash_key};
 pub const PREFIX: &str = "vk_";
 /// How long a resolved key is trusted without a database read.
 const CACHE_TTL: Duration = Duration::from_secs(30);
+/// Most keys kept in the cache.
+const MAX_CACHED: usize = 10_000;
 /// How often `last_used_at` is written at most.
 const TOUCH_EVERY: Duration = Duration::from_secs(60);
 
@@ -227,7 +229,14 @@ impl AuthService {
                     loaded: now,
                     touched: None,
                 };
-                if let Ok(mut cache) = self.api_keys.0.lock() {
+                // Only valid keys are cached: unknown keys chosen by a caller must not grow
+                // the cache. The cache is bounded all the same.
+                if entry.caller.is_some()
+                    && let Ok(mut cache) = self.api_keys.0.lock()
+                {
+                    if cache.len() >= MAX_CACHED {
+                        cache.clear();
+                    }
                     cache.insert(hash.clone(), entry.clone());
                 }
                 entry

@@ -16,6 +16,8 @@ pub const MAX_PER_ACCOUNT: usize = 5;
 pub const MAX_PER_IP: usize = 20;
 /// The window.
 pub const WINDOW: Duration = Duration::from_secs(15 * 60);
+/// Keys tracked before expired ones are swept.
+const MAX_TRACKED: usize = 100_000;
 
 /// The client address of a request, when known (set by the HTTP layer).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -62,6 +64,14 @@ impl LoginThrottle {
     pub fn failed(&self, account: &str, ip: Option<ClientIp>) {
         if let Ok(mut map) = self.failures.lock() {
             let now = Instant::now();
+            // Attackers choose the keys: forget what is out of the window when it grows.
+            if map.len() >= MAX_TRACKED {
+                map.retain(|_, times| {
+                    times
+                        .back()
+                        .is_some_and(|t| now.duration_since(*t) <= WINDOW)
+                });
+            }
             for (key, _) in Self::keys(account, ip) {
                 map.entry(key).or_default().push_back(now);
             }
