@@ -157,3 +157,38 @@ async fn repeated_login_failures_are_throttled() {
         "RATE_LIMITED"
     );
 }
+
+#[tokio::test]
+async fn failures_from_one_address_are_throttled_across_accounts() {
+    let t = TestApp::new().await;
+    let request = |ip: [u8; 4], email: &str| {
+        let mut r = Request::post("/graphql")
+            .header("content-type", "application/json")
+            .body(Body::from(
+                json!({ "query": format!("mutation {{ login(tenant: \"acme\", email: \"{email}\", password: \"wrong-password-1\") {{ accessToken }} }}") })
+                    .to_string(),
+            ))
+            .unwrap();
+        r.extensions_mut()
+            .insert(axum::extract::ConnectInfo(std::net::SocketAddr::from((
+                ip, 40000,
+            ))));
+        r
+    };
+    for i in 0..vectis_engine::auth::throttle::MAX_PER_IP {
+        let (_, _, body) = t
+            .http(request([192, 0, 2, 1], &format!("user{i}@acme.test")))
+            .await;
+        assert_eq!(
+            body["errors"][0]["extensions"]["code"], "UNAUTHENTICATED",
+            "{body}"
+        );
+    }
+    let (_, _, body) = t.http(request([192, 0, 2, 1], "fresh@acme.test")).await;
+    assert_eq!(body["errors"][0]["extensions"]["code"], "RATE_LIMITED");
+    let (_, _, body) = t.http(request([192, 0, 2, 2], "fresh@acme.test")).await;
+    assert_eq!(
+        body["errors"][0]["extensions"]["code"], "UNAUTHENTICATED",
+        "another address is not limited"
+    );
+}
