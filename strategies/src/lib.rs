@@ -12,6 +12,12 @@
 //!   scopes, priorities, validity windows and volume tiers).
 //! - [`tax`]: [`TaxStrategy`] and [`DefaultTax`] (destination VAT, exemptions, EU B2B reverse
 //!   charge, exports; per-line rounding).
+//! - [`shipping`]: [`ShippingStrategy`] and [`DefaultShipping`] (flat, quantity and weight
+//!   rates, free above a threshold).
+//! - [`promotions`]: [`PromotionStrategy`] and [`DefaultPromotions`] (percentage and fixed
+//!   coupons with minimum order values).
+//! - [`Strategies`]: the configured strategies in one place; [`Strategies::defaults`] lists
+//!   the defaults.
 //!
 //! Every strategy is batch-shaped: the engine calls it once per cart operation with all lines
 //! and the data it loaded for them, never once per line. Each trait sits next to its default
@@ -20,8 +26,46 @@
 
 pub mod money;
 pub mod pricing;
+pub mod promotions;
+pub mod shipping;
 pub mod tax;
+
+use std::sync::Arc;
 
 pub use money::{CurrencyCode, Money, MoneyError};
 pub use pricing::{DefaultPricing, PricingStrategy};
+pub use promotions::{DefaultPromotions, PromotionStrategy};
+pub use shipping::{DefaultShipping, ShippingStrategy};
 pub use tax::{DefaultTax, TaxStrategy};
+
+/// The strategies the engine uses, in one place. The engine holds one `Strategies` and calls
+/// each strategy once per cart operation with all lines.
+#[derive(Clone)]
+pub struct Strategies {
+    /// Unit prices.
+    pub pricing: Arc<dyn PricingStrategy>,
+    /// Tax lines.
+    pub tax: Arc<dyn TaxStrategy>,
+    /// Shipping methods and prices.
+    pub shipping: Arc<dyn ShippingStrategy>,
+    /// Coupons and order adjustments.
+    pub promotions: Arc<dyn PromotionStrategy>,
+}
+
+impl Strategies {
+    /// The default of every strategy.
+    pub fn defaults() -> Self {
+        Strategies {
+            pricing: Arc::new(DefaultPricing),
+            tax: Arc::new(DefaultTax::default()),
+            shipping: Arc::new(DefaultShipping::default()),
+            promotions: Arc::new(DefaultPromotions),
+        }
+    }
+}
+
+impl std::fmt::Debug for Strategies {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Strategies").finish_non_exhaustive()
+    }
+}
