@@ -7,7 +7,7 @@ use chrono::{DateTime, Utc};
 
 use super::Customer;
 use super::address::PostalAddress;
-use super::loader::AddressesOfCustomer;
+use super::loader::{AddressesOfCustomer, MembershipsOfCustomer};
 use super::service::{AddressEntry, AddressInput, CustomerGroup, NewCustomer};
 use crate::auth::Permission;
 use crate::catalog::graphql::{IdCursor, parse_id};
@@ -80,10 +80,10 @@ impl CustomerObject {
         if !own {
             caller.require(Permission::CustomerRead)?;
         }
-        let rows = services(ctx)
-            .companies
-            .memberships_of(caller.tenant, self.0.id)
-            .await?;
+        let rows = accounts_loader(ctx)?
+            .load_one(MembershipsOfCustomer(self.0.id))
+            .await?
+            .unwrap_or_default();
         Ok(rows.into_iter().map(CompanyUserObject).collect())
     }
 }

@@ -129,3 +129,57 @@ impl async_graphql::dataloader::Loader<LocationsOfCompany> for AccountsLoader {
 
 /// The request's accounts loader.
 pub type AccountsDataLoader = async_graphql::dataloader::DataLoader<AccountsLoader>;
+
+/// Company memberships of a customer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct MembershipsOfCustomer(pub Uuid);
+
+impl async_graphql::dataloader::Loader<MembershipsOfCustomer> for AccountsLoader {
+    type Value = Vec<Member>;
+    type Error = async_graphql::Error;
+
+    async fn load(
+        &self,
+        keys: &[MembershipsOfCustomer],
+    ) -> Result<HashMap<MembershipsOfCustomer, Vec<Member>>, Self::Error> {
+        let rows = self
+            .companies
+            .memberships_of_many(self.tenant, keys.iter().map(|k| k.0).collect())
+            .await?;
+        let mut out: HashMap<MembershipsOfCustomer, Vec<Member>> =
+            keys.iter().map(|k| (*k, Vec::new())).collect();
+        for row in rows {
+            out.entry(MembershipsOfCustomer(row.customer_id))
+                .or_default()
+                .push(row);
+        }
+        Ok(out)
+    }
+}
+
+/// Sales reps of a company.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct SalesRepsOfCompany(pub Uuid);
+
+impl async_graphql::dataloader::Loader<SalesRepsOfCompany> for AccountsLoader {
+    type Value = Vec<Uuid>;
+    type Error = async_graphql::Error;
+
+    async fn load(
+        &self,
+        keys: &[SalesRepsOfCompany],
+    ) -> Result<HashMap<SalesRepsOfCompany, Vec<Uuid>>, Self::Error> {
+        let rows = self
+            .companies
+            .sales_reps_of(self.tenant, keys.iter().map(|k| k.0).collect())
+            .await?;
+        let mut out: HashMap<SalesRepsOfCompany, Vec<Uuid>> =
+            keys.iter().map(|k| (*k, Vec::new())).collect();
+        for (company, staff) in rows {
+            out.entry(SalesRepsOfCompany(company))
+                .or_default()
+                .push(staff);
+        }
+        Ok(out)
+    }
+}

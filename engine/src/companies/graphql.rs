@@ -11,7 +11,9 @@ use super::service::{
     CompanySettings, CompanyView, LocationInput, Member, MemberPatch, NewCompany, PaymentTerms,
 };
 use crate::accounts::graphql::{CustomerObject, PostalAddressInput};
-use crate::accounts::loader::{CustomerById, LocationsOfCompany, MembersOfCompany};
+use crate::accounts::loader::{
+    CustomerById, LocationsOfCompany, MembersOfCompany, SalesRepsOfCompany,
+};
 use crate::auth::graphql::AuthPayload;
 use crate::auth::{CompanyPermission, Permission};
 use crate::catalog::graphql::{IdCursor, PriceInput, parse_id};
@@ -172,10 +174,10 @@ impl CompanyObject {
         if caller.membership().is_some() {
             return Ok(Vec::new());
         }
-        Ok(services(ctx)
-            .companies
-            .sales_reps(caller.tenant, self.0.company.id)
+        Ok(accounts_loader(ctx)?
+            .load_one(SalesRepsOfCompany(self.0.company.id))
             .await?
+            .unwrap_or_default()
             .into_iter()
             .map(id)
             .collect())

@@ -1275,6 +1275,61 @@ impl CompaniesService {
         rows.into_iter().map(Member::try_from).collect()
     }
 
+    /// Memberships of several customers (for loaders).
+    pub async fn memberships_of_many(
+        &self,
+        tenant: TenantId,
+        customers: Vec<Uuid>,
+    ) -> AppResult<Vec<Member>> {
+        let backend = self.core.db.backend();
+        let rows = self
+            .core
+            .read(tenant, |tx| {
+                Box::pin(async move {
+                    Ok(member::Entity::find()
+                        .filter(member::Column::TenantId.eq(tenant.0))
+                        .filter(id_in(
+                            backend,
+                            (member::Entity, member::Column::CustomerId),
+                            customers,
+                        ))
+                        .order_by_asc(member::Column::Id)
+                        .all(tx)
+                        .await?)
+                })
+            })
+            .await?;
+        rows.into_iter().map(Member::try_from).collect()
+    }
+
+    /// Sales reps of several companies (for loaders): `(company, staff user)` pairs.
+    pub async fn sales_reps_of(
+        &self,
+        tenant: TenantId,
+        companies: Vec<Uuid>,
+    ) -> AppResult<Vec<(Uuid, Uuid)>> {
+        let backend = self.core.db.backend();
+        self.core
+            .read(tenant, |tx| {
+                Box::pin(async move {
+                    Ok(sales_rep::Entity::find()
+                        .select_only()
+                        .column(sales_rep::Column::CompanyId)
+                        .column(sales_rep::Column::StaffUserId)
+                        .filter(sales_rep::Column::TenantId.eq(tenant.0))
+                        .filter(id_in(
+                            backend,
+                            (sales_rep::Entity, sales_rep::Column::CompanyId),
+                            companies,
+                        ))
+                        .into_tuple::<(Uuid, Uuid)>()
+                        .all(tx)
+                        .await?)
+                })
+            })
+            .await
+    }
+
     /// The companies a customer belongs to.
     pub async fn memberships_of(&self, tenant: TenantId, customer: Uuid) -> AppResult<Vec<Member>> {
         let rows = self
@@ -1690,24 +1745,6 @@ impl CompaniesService {
             .ok_or_else(|| AppError::not_found("Company", company_id))?;
         uow.commit().await?;
         Ok(view)
-    }
-
-    /// Sales reps assigned to a company.
-    pub async fn sales_reps(&self, tenant: TenantId, company_id: Uuid) -> AppResult<Vec<Uuid>> {
-        self.core
-            .read(tenant, |tx| {
-                Box::pin(async move {
-                    Ok(sales_rep::Entity::find()
-                        .select_only()
-                        .column(sales_rep::Column::StaffUserId)
-                        .filter(sales_rep::Column::TenantId.eq(tenant.0))
-                        .filter(sales_rep::Column::CompanyId.eq(company_id))
-                        .into_tuple::<Uuid>()
-                        .all(tx)
-                        .await?)
-                })
-            })
-            .await
     }
 
     /// Checks that the caller may act on behalf of `customer` in `company`: a staff user with
