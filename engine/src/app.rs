@@ -15,7 +15,9 @@ use crate::config::Config;
 use crate::db::Db;
 use crate::events::{Core, EventBus};
 use crate::graphql::{VectisSchema, build_schema};
+use crate::pricing::PricingService;
 use crate::tenancy::TenantService;
+use vectis_strategies::Strategies;
 
 /// Every domain service, cheap to clone.
 #[derive(Clone)]
@@ -32,6 +34,10 @@ pub struct Services {
     pub accounts: AccountsService,
     /// Companies, locations, company users, sales reps.
     pub companies: CompaniesService,
+    /// Price lists and quotes.
+    pub pricing: PricingService,
+    /// The configured business strategies.
+    pub strategies: Strategies,
 }
 
 impl Services {
@@ -44,6 +50,7 @@ impl Services {
         let tenants = TenantService::new(db);
         let accounts = AccountsService::new(core.clone());
         let companies = CompaniesService::new(core.clone(), accounts.clone());
+        let strategies = Strategies::defaults();
         Services {
             auth: AuthService::new(
                 core.clone(),
@@ -53,6 +60,13 @@ impl Services {
                 &config.auth,
             ),
             catalog: CatalogService::new(core.clone()),
+            pricing: PricingService::new(
+                core.clone(),
+                accounts.clone(),
+                companies.clone(),
+                strategies.clone(),
+            ),
+            strategies,
             accounts,
             companies,
             tenants,

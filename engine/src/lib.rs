@@ -18,6 +18,7 @@ pub mod error;
 pub mod events;
 pub mod graphql;
 pub mod http;
+pub mod pricing;
 pub mod seed;
 pub mod tenancy;
 

@@ -16,7 +16,9 @@ use crate::app::Services;
 use crate::auth::{Caller, Permission, Principal, StaffRole};
 use crate::catalog::service::{NewCollection, NewOptionGroup, NewProduct, VariantUpsert};
 use crate::companies::service::{CompanySettings, LocationInput, NewCompany, PaymentTerms};
+use crate::pricing::service::{NewPriceList, SkuTiers};
 use crate::tenancy::Tenant;
+use vectis_strategies::pricing::PriceListScope;
 
 /// Slug of the demo tenant.
 pub const DEMO_TENANT: &str = "demo";
@@ -505,6 +507,16 @@ pub async fn seed_demo(services: &Services, progress: bool) -> anyhow::Result<Se
         }
     }
     report.variants_total = upserts.len();
+    let contract_skus: Vec<(String, i64)> = upserts
+        .iter()
+        .filter(|u| u.sku.starts_with("DIN933-M8-") || u.sku.starts_with("DIN933-M10-"))
+        .map(|u| (u.sku.clone(), u.prices[0].1))
+        .collect();
+    let wholesale_skus: Vec<(String, i64)> = upserts
+        .iter()
+        .filter(|u| u.sku.starts_with("DIN934-"))
+        .map(|u| (u.sku.clone(), u.prices[0].1))
+        .collect();
     let skus: Vec<String> = upserts.iter().map(|u| u.sku.clone()).collect();
     let existing = services
         .catalog
@@ -538,7 +550,8 @@ pub async fn seed_demo(services: &Services, progress: bool) -> anyhow::Result<Se
         bar.inc(chunk.len() as u64);
     }
     bar.finish_and_clear();
-    seed_accounts(services, &caller).await?;
+    let acme = seed_accounts(services, &caller).await?;
+    seed_price_lists(services, &caller, acme, contract_skus, wholesale_skus).await?;
     report.tenant = Some(tenant);
     Ok(report)
 }
@@ -668,7 +681,7 @@ async fn ensure_member(
 
 /// Two customer groups, two companies (Acme Construction with two divisions and three
 /// locations), a user per company role and a sales rep.
-async fn seed_accounts(services: &Services, caller: &Caller) -> anyhow::Result<()> {
+async fn seed_accounts(services: &Services, caller: &Caller) -> anyhow::Result<Uuid> {
     let groups = services.accounts.groups(caller.tenant).await?;
     let mut group_ids = HashMap::new();
     for (code, name) in [("wholesale", "Wholesale"), ("distributor", "Distributor")] {
@@ -817,5 +830,74 @@ async fn seed_accounts(services: &Services, caller: &Caller) -> anyhow::Result<(
         .companies
         .assign_sales_rep(caller, acme, rep.id, true)
         .await?;
+    Ok(acme)
+}
+
+/// Percent of a base price, rounded half up.
+fn percent(base: i64, pct: i64) -> i64 {
+    (base * pct + 50) / 100
+}
+
+/// A contract price list for Acme Construction (hex bolts M8 and M10: 5 % off, 10 % from 100,
+/// 15 % from 1,000) and a wholesale list (hex nuts: 3 % off, 8 % from 500).
+async fn seed_price_lists(
+    services: &Services,
+    caller: &Caller,
+    acme: Uuid,
+    contract: Vec<(String, i64)>,
+    wholesale: Vec<(String, i64)>,
+) -> anyhow::Result<()> {
+    let existing = services.pricing.lists(caller).await?;
+    let groups = services.accounts.groups(caller.tenant).await?;
+    let wholesale_group = groups.iter().find(|g| g.code == "wholesale").map(|g| g.id);
+    let lists = [
+        (
+            "Acme Construction contract",
+            10,
+            PriceListScope::Company(acme),
+            contract,
+            vec![(1, 95), (100, 90), (1000, 85)],
+        ),
+        (
+            "Wholesale",
+            5,
+            wholesale_group.map_or(PriceListScope::Everyone, PriceListScope::CustomerGroup),
+            wholesale,
+            vec![(1, 97), (500, 92)],
+        ),
+    ];
+    for (name, priority, scope, skus, steps) in lists {
+        if existing.iter().any(|l| l.name == name) {
+            continue;
+        }
+        let list = services
+            .pricing
+            .create(
+                caller,
+                NewPriceList {
+                    name: name.into(),
+                    priority,
+                    scope,
+                    currency: "EUR".into(),
+                    valid_from: None,
+                    valid_until: None,
+                },
+            )
+            .await?;
+        let items: Vec<SkuTiers> = skus
+            .into_iter()
+            .map(|(sku, base)| SkuTiers {
+                sku,
+                tiers: steps
+                    .iter()
+                    .map(|(min, pct)| (*min, percent(base, *pct)))
+                    .collect(),
+            })
+            .collect();
+        let errors = services.pricing.set_prices(caller, list.id, items).await?;
+        if let Some(err) = errors.first() {
+            anyhow::bail!("demo price {} rejected: {}", err.index, err.message);
+        }
+    }
     Ok(())
 }

@@ -10,6 +10,7 @@ mod m20261122_000001_tenants_and_staff;
 mod m20261122_000002_catalog;
 mod m20261122_000003_outbox;
 mod m20261122_000004_accounts;
+mod m20261122_000005_price_lists;
 pub mod rls;
 mod util;
 
@@ -24,6 +25,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261122_000002_catalog::Migration),
             Box::new(m20261122_000003_outbox::Migration),
             Box::new(m20261122_000004_accounts::Migration),
+            Box::new(m20261122_000005_price_lists::Migration),
         ]
     }
 }

@@ -475,6 +475,26 @@ impl CompaniesService {
         }
     }
 
+    /// Checks that a company exists in the unit of work's tenant.
+    pub async fn ensure_company_in(&self, uow: &UnitOfWork, id: Uuid) -> AppResult<()> {
+        company::Entity::find_by_id(id)
+            .filter(company::Column::TenantId.eq(uow.tenant().0))
+            .one(uow.tx())
+            .await?
+            .map(|_| ())
+            .ok_or_else(|| AppError::not_found("Company", id))
+    }
+
+    /// Checks that a company location exists in the unit of work's tenant.
+    pub async fn ensure_location_in(&self, uow: &UnitOfWork, id: Uuid) -> AppResult<()> {
+        location::Entity::find_by_id(id)
+            .filter(location::Column::TenantId.eq(uow.tenant().0))
+            .one(uow.tx())
+            .await?
+            .map(|_| ())
+            .ok_or_else(|| AppError::not_found("CompanyLocation", id))
+    }
+
     /// A company the caller may read.
     pub async fn company(&self, caller: &Caller, id: Uuid) -> AppResult<CompanyView> {
         let tx = self.core.db.read(Scope::Tenant(caller.tenant)).await?;

@@ -13,10 +13,17 @@ use crate::auth::graphql::{AuthMutation, AuthQuery};
 use crate::catalog::graphql::{CatalogMutation, CatalogQuery};
 use crate::companies::graphql::{CompaniesMutation, CompaniesQuery};
 use crate::config::GraphqlConfig;
+use crate::pricing::graphql::{PricingMutation, PricingQuery};
 
 /// Root query: the merge of every module's queries.
 #[derive(MergedObject, Default)]
-pub struct QueryRoot(AuthQuery, CatalogQuery, AccountsQuery, CompaniesQuery);
+pub struct QueryRoot(
+    AuthQuery,
+    CatalogQuery,
+    AccountsQuery,
+    CompaniesQuery,
+    PricingQuery,
+);
 
 /// Root mutation: the merge of every module's mutations.
 #[derive(MergedObject, Default)]
@@ -25,6 +32,7 @@ pub struct MutationRoot(
     CatalogMutation,
     AccountsMutation,
     CompaniesMutation,
+    PricingMutation,
 );
 
 /// The Vectis schema.

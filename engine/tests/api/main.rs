@@ -10,6 +10,7 @@ mod events;
 mod http;
 mod isolation;
 mod permissions;
+mod pricing;
 mod schema;
 mod seed;
 mod statements;

@@ -85,4 +85,29 @@ async fn demo_seed_is_large_realistic_and_idempotent() {
     assert_eq!(t.scalar("SELECT COUNT(*) FROM companies").await, 4);
     assert_eq!(t.scalar("SELECT COUNT(*) FROM company_locations").await, 4);
     assert_eq!(t.scalar("SELECT COUNT(*) FROM customer_groups").await, 2);
+
+    // The buyer sees Acme's contract prices with tiers.
+    let buyer =
+        crate::support::customer_login(&t, &storefront, "buyer@acme.demo", DEMO_PASSWORD).await;
+    let q = "{ priceQuote(currency: \"EUR\", lines: [{ sku: \"DIN933-M8-40MM-ZINC-PLATED\", quantity: 1 },
+        { sku: \"DIN933-M8-40MM-ZINC-PLATED\", quantity: 100 }, { sku: \"DIN933-M8-40MM-ZINC-PLATED\", quantity: 1000 }]) {
+        lines { unitPrice { amount } source } errors { code } } }";
+    let mine = t.ok(Some(&buyer), q, json!({})).await;
+    let anonymous = t.ok(Some(&storefront), q, json!({})).await;
+    let units = |v: &serde_json::Value| -> Vec<i64> {
+        v["priceQuote"]["lines"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|l| l["unitPrice"]["amount"].as_i64().unwrap())
+            .collect()
+    };
+    let base = units(&anonymous)[0];
+    assert_eq!(units(&anonymous), vec![base, base, base]);
+    let contract = units(&mine);
+    assert!(
+        contract[0] < base && contract[1] < contract[0] && contract[2] < contract[1],
+        "{contract:?} vs {base}"
+    );
+    assert_eq!(t.scalar("SELECT COUNT(*) FROM price_lists").await, 2);
 }

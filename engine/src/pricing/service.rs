@@ -1,0 +1,613 @@
+//! Price lists and batch quotes.
+
+use std::collections::{HashMap, HashSet};
+
+use chrono::{DateTime, Utc};
+use sea_orm::sea_query::Expr;
+use sea_orm::{ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, QueryOrder};
+use serde_json::json;
+use uuid::Uuid;
+use vectis_strategies::pricing::{
+    LinePrice, ListPrice, PriceLine, PriceList, PriceListScope, PricingContext, PricingData,
+    PricingError, Tier,
+};
+use vectis_strategies::{CurrencyCode, Money, Strategies};
+
+use super::entity::{price_list, price_list_price};
+use crate::accounts::AccountsService;
+use crate::auth::{Caller, Permission, Principal};
+use crate::catalog::entity::{price as base_price, variant};
+use crate::catalog::service::{ACTIVE, validate_amount};
+use crate::companies::CompaniesService;
+use crate::db::{Scope, id_in};
+use crate::error::{AppError, AppResult, ItemError, code};
+use crate::events::{Core, DomainEvent};
+use crate::tenancy::TenantId;
+
+/// Most lines in one quote and most prices in one `setPriceListPrices` call.
+pub const MAX_ITEMS: usize = 10_000;
+/// Largest quantity of one line.
+pub const MAX_LINE_QUANTITY: i64 = 1_000_000;
+/// Most tiers per variant and list.
+pub const MAX_TIERS: usize = 20;
+
+/// Input of `createPriceList`.
+#[derive(Debug, Clone)]
+pub struct NewPriceList {
+    /// Name.
+    pub name: String,
+    /// Higher wins.
+    pub priority: i32,
+    /// Who it applies to.
+    pub scope: PriceListScope,
+    /// Currency code as given.
+    pub currency: String,
+    /// Valid from.
+    pub valid_from: Option<DateTime<Utc>>,
+    /// Valid until.
+    pub valid_until: Option<DateTime<Utc>>,
+}
+
+/// The prices of one SKU in a price list.
+#[derive(Debug, Clone)]
+pub struct SkuTiers {
+    /// The SKU.
+    pub sku: String,
+    /// `(min_quantity, unit_amount)` tiers; empty removes the SKU from the list.
+    pub tiers: Vec<(i64, i64)>,
+}
+
+/// A line to quote.
+#[derive(Debug, Clone)]
+pub struct QuoteLine {
+    /// The SKU.
+    pub sku: String,
+    /// Quantity.
+    pub quantity: i64,
+}
+
+/// A quoted line.
+#[derive(Debug, Clone)]
+pub struct QuotedLine {
+    /// Index in the input.
+    pub index: usize,
+    /// Variant.
+    pub variant: variant::Model,
+    /// Quantity.
+    pub quantity: i64,
+    /// Unit price and its source.
+    pub price: LinePrice,
+    /// Unit price × quantity.
+    pub line_price: Money,
+}
+
+/// A batch quote.
+#[derive(Debug, Clone)]
+pub struct Quote {
+    /// Priced lines, in input order.
+    pub lines: Vec<QuotedLine>,
+    /// Lines that could not be priced.
+    pub errors: Vec<ItemError>,
+    /// Sum of the line prices.
+    pub subtotal: Money,
+}
+
+/// The scope of a stored price list.
+pub fn scope_of(m: &price_list::Model) -> PriceListScope {
+    match (m.scope_kind.as_str(), m.scope_id) {
+        ("customer_group", Some(id)) => PriceListScope::CustomerGroup(id),
+        ("company", Some(id)) => PriceListScope::Company(id),
+        ("location", Some(id)) => PriceListScope::Location(id),
+        _ => PriceListScope::Everyone,
+    }
+}
+
+/// Price lists and batch quotes.
+#[derive(Clone)]
+pub struct PricingService {
+    core: Core,
+    accounts: AccountsService,
+    companies: CompaniesService,
+    strategies: Strategies,
+}
+
+impl PricingService {
+    /// A service over `core` deciding prices with `strategies.pricing`.
+    pub fn new(
+        core: Core,
+        accounts: AccountsService,
+        companies: CompaniesService,
+        strategies: Strategies,
+    ) -> Self {
+        PricingService {
+            core,
+            accounts,
+            companies,
+            strategies,
+        }
+    }
+
+    /// Creates a price list (`CATALOG_WRITE`).
+    pub async fn create(
+        &self,
+        caller: &Caller,
+        input: NewPriceList,
+    ) -> AppResult<price_list::Model> {
+        caller.require(Permission::CatalogWrite)?;
+        let name = crate::accounts::address::name("name", &input.name, 200)?;
+        let currency: CurrencyCode =
+            input
+                .currency
+                .parse()
+                .map_err(|e: vectis_strategies::MoneyError| {
+                    AppError::validation("currency", e.to_string())
+                })?;
+        if let (Some(from), Some(until)) = (input.valid_from, input.valid_until)
+            && from >= until
+        {
+            return Err(AppError::validation(
+                "validUntil",
+                "must be after validFrom",
+            ));
+        }
+        let mut uow = self.core.begin_for(caller).await?;
+        let (kind, scope_id) = match input.scope {
+            PriceListScope::Everyone => ("everyone", None),
+            PriceListScope::CustomerGroup(id) => {
+                self.accounts.ensure_group_in(&uow, id).await?;
+                ("customer_group", Some(id))
+            }
+            PriceListScope::Company(id) => {
+                self.companies.ensure_company_in(&uow, id).await?;
+                ("company", Some(id))
+            }
+            PriceListScope::Location(id) => {
+                self.companies.ensure_location_in(&uow, id).await?;
+                ("location", Some(id))
+            }
+        };
+        let now = Utc::now();
+        let id = Uuid::now_v7();
+        let created = price_list::Entity::insert(price_list::ActiveModel {
+            id: Set(id),
+            tenant_id: Set(caller.tenant.0),
+            name: Set(name),
+            priority: Set(input.priority),
+            scope_kind: Set(kind.into()),
+            scope_id: Set(scope_id),
+            currency: Set(currency.to_string()),
+            valid_from: Set(input.valid_from),
+            valid_until: Set(input.valid_until),
+            version: Set(1),
+            created_at: Set(now),
+            updated_at: Set(now),
+        })
+        .exec_with_returning(uow.tx())
+        .await?;
+        uow.record(DomainEvent::new(
+            caller.tenant,
+            "price_list",
+            id,
+            1,
+            "vectis.price_list.created",
+            json!({ "id": id, "name": created.name, "priority": created.priority, "scope": kind, "scopeId": scope_id,
+                    "currency": created.currency, "validFrom": created.valid_from, "validUntil": created.valid_until }),
+        ));
+        uow.commit().await?;
+        Ok(created)
+    }
+
+    /// The tenant's price lists by priority (`CATALOG_READ`).
+    pub async fn lists(&self, caller: &Caller) -> AppResult<Vec<price_list::Model>> {
+        caller.require(Permission::CatalogRead)?;
+        let tenant = caller.tenant;
+        self.core
+            .read(tenant, |tx| {
+                Box::pin(async move {
+                    Ok(price_list::Entity::find()
+                        .filter(price_list::Column::TenantId.eq(tenant.0))
+                        .order_by_desc(price_list::Column::Priority)
+                        .order_by_asc(price_list::Column::Id)
+                        .all(tx)
+                        .await?)
+                })
+            })
+            .await
+    }
+
+    /// Sets the tiers of up to 10,000 SKUs in a price list, replacing their previous tiers.
+    /// All-or-nothing: any bad item leaves the list unchanged and is reported with its index.
+    pub async fn set_prices(
+        &self,
+        caller: &Caller,
+        list_id: Uuid,
+        items: Vec<SkuTiers>,
+    ) -> AppResult<Vec<ItemError>> {
+        caller.require(Permission::CatalogWrite)?;
+        if items.len() > MAX_ITEMS {
+            return Err(AppError::validation(
+                "prices",
+                format!("at most {MAX_ITEMS} items per call"),
+            ));
+        }
+        let mut errors = Vec::new();
+        let mut seen = HashMap::new();
+        for (i, item) in items.iter().enumerate() {
+            if let Some(first) = seen.insert(item.sku.as_str(), i) {
+                errors.push(ItemError::new(
+                    i,
+                    code::DUPLICATE_SKU,
+                    Some("sku"),
+                    format!("SKU `{}` appears twice (first at index {first})", item.sku),
+                ));
+            }
+            if item.tiers.len() > MAX_TIERS {
+                errors.push(ItemError::new(
+                    i,
+                    code::VALIDATION,
+                    Some("tiers"),
+                    format!("at most {MAX_TIERS} tiers"),
+                ));
+            }
+            let mut quantities = HashSet::new();
+            for (min, amount) in &item.tiers {
+                if *min < 1 || *min > MAX_LINE_QUANTITY {
+                    errors.push(ItemError::new(
+                        i,
+                        code::VALIDATION,
+                        Some("tiers"),
+                        format!("minQuantity must be between 1 and {MAX_LINE_QUANTITY}"),
+                    ));
+                } else if !quantities.insert(*min) {
+                    errors.push(ItemError::new(
+                        i,
+                        code::VALIDATION,
+                        Some("tiers"),
+                        format!("minQuantity {min} given twice"),
+                    ));
+                }
+                if let Err(message) = validate_amount(*amount) {
+                    errors.push(ItemError::new(
+                        i,
+                        code::VALIDATION,
+                        Some("tiers"),
+                        format!("amount {message}"),
+                    ));
+                }
+            }
+        }
+        let tenant = caller.tenant;
+        let mut uow = self.core.begin_for(caller).await?;
+        price_list::Entity::find_by_id(list_id)
+            .filter(price_list::Column::TenantId.eq(tenant.0))
+            .one(uow.tx())
+            .await?
+            .ok_or_else(|| AppError::not_found("PriceList", list_id))?;
+        let variants: HashMap<String, Uuid> = if items.is_empty() {
+            HashMap::new()
+        } else {
+            variant::Entity::find()
+                .filter(variant::Column::TenantId.eq(tenant.0))
+                .filter(variant::Column::Sku.is_in(items.iter().map(|i| i.sku.clone())))
+                .all(uow.tx())
+                .await?
+                .into_iter()
+                .map(|v| (v.sku, v.id))
+                .collect()
+        };
+        for (i, item) in items.iter().enumerate() {
+            if !variants.contains_key(&item.sku) {
+                errors.push(ItemError::new(
+                    i,
+                    code::NOT_FOUND,
+                    Some("sku"),
+                    format!("SKU `{}` not found", item.sku),
+                ));
+            }
+        }
+        if !errors.is_empty() {
+            errors.sort_by_key(|e| e.index);
+            return Ok(errors);
+        }
+        let ids: Vec<Uuid> = items
+            .iter()
+            .filter_map(|i| variants.get(&i.sku).copied())
+            .collect();
+        price_list_price::Entity::delete_many()
+            .filter(price_list_price::Column::TenantId.eq(tenant.0))
+            .filter(price_list_price::Column::PriceListId.eq(list_id))
+            .filter(id_in(
+                self.core.db.backend(),
+                (
+                    price_list_price::Entity,
+                    price_list_price::Column::VariantId,
+                ),
+                ids,
+            ))
+            .exec(uow.tx())
+            .await?;
+        let now = Utc::now();
+        let rows: Vec<price_list_price::ActiveModel> = items
+            .iter()
+            .flat_map(|item| {
+                let variant = variants[&item.sku];
+                item.tiers
+                    .iter()
+                    .map(move |(min, amount)| price_list_price::ActiveModel {
+                        id: Set(Uuid::now_v7()),
+                        tenant_id: Set(tenant.0),
+                        price_list_id: Set(list_id),
+                        variant_id: Set(variant),
+                        min_quantity: Set(*min),
+                        unit_amount: Set(*amount),
+                        created_at: Set(now),
+                        updated_at: Set(now),
+                    })
+            })
+            .collect();
+        for chunk in rows.chunks(2_000) {
+            price_list_price::Entity::insert_many(chunk.to_vec())
+                .exec_without_returning(uow.tx())
+                .await?;
+        }
+        let updated = uow
+            .bump::<price_list::Entity>(
+                list_id,
+                Vec::<(price_list::Column, Expr)>::new(),
+                "PriceList",
+            )
+            .await?;
+        uow.record(DomainEvent::new(
+            tenant,
+            "price_list",
+            list_id,
+            updated.version,
+            "vectis.price_list.prices_set",
+            json!({ "id": list_id, "prices": items.iter().map(|i| json!({
+                "sku": i.sku,
+                "tiers": i.tiers.iter().map(|(m, a)| json!({ "minQuantity": m, "amount": a })).collect::<Vec<_>>(),
+            })).collect::<Vec<_>>() }),
+        ));
+        uow.commit().await?;
+        Ok(Vec::new())
+    }
+
+    /// The pricing context of a caller: customer group, company chain and location.
+    async fn context(&self, caller: &Caller, currency: CurrencyCode) -> AppResult<PricingContext> {
+        let mut ctx = PricingContext {
+            currency,
+            customer_group: None,
+            companies: Vec::new(),
+            location: None,
+            at: Utc::now().timestamp(),
+        };
+        if let Principal::Customer { id, membership, .. } = &caller.principal {
+            ctx.customer_group = self
+                .accounts
+                .customer(caller.tenant, *id)
+                .await?
+                .and_then(|c| c.customer_group_id);
+            if let Some(m) = membership {
+                let view = self.companies.company(caller, m.company_id).await?;
+                ctx.companies = view.ancestry().iter().map(|c| c.id).collect();
+                ctx.customer_group = ctx.customer_group.or(view.effective().customer_group_id);
+                ctx.location = m.location_id;
+            }
+        }
+        Ok(ctx)
+    }
+
+    /// Loads what pricing needs for `variants` in three statements.
+    pub async fn data(
+        &self,
+        tenant: TenantId,
+        variants: Vec<Uuid>,
+        currency: CurrencyCode,
+    ) -> AppResult<PricingData> {
+        let backend = self.core.db.backend();
+        let tx = self.core.db.read(Scope::Tenant(tenant)).await?;
+        let bases = base_price::Entity::find()
+            .filter(base_price::Column::TenantId.eq(tenant.0))
+            .filter(base_price::Column::Currency.eq(currency.to_string()))
+            .filter(id_in(
+                backend,
+                (base_price::Entity, base_price::Column::VariantId),
+                variants.clone(),
+            ))
+            .all(&tx)
+            .await?;
+        let lists = price_list::Entity::find()
+            .filter(price_list::Column::TenantId.eq(tenant.0))
+            .filter(price_list::Column::Currency.eq(currency.to_string()))
+            .all(&tx)
+            .await?;
+        let list_ids: Vec<Uuid> = lists.iter().map(|l| l.id).collect();
+        let tiers = if list_ids.is_empty() {
+            Vec::new()
+        } else {
+            price_list_price::Entity::find()
+                .filter(price_list_price::Column::TenantId.eq(tenant.0))
+                .filter(id_in(
+                    backend,
+                    (
+                        price_list_price::Entity,
+                        price_list_price::Column::VariantId,
+                    ),
+                    variants,
+                ))
+                .filter(id_in(
+                    backend,
+                    (
+                        price_list_price::Entity,
+                        price_list_price::Column::PriceListId,
+                    ),
+                    list_ids,
+                ))
+                .all(&tx)
+                .await?
+        };
+        tx.commit().await?;
+        let mut data = PricingData::default();
+        for b in bases {
+            data.base_prices
+                .entry(b.variant_id)
+                .or_default()
+                .push(Money::new(b.amount, currency));
+        }
+        data.price_lists = lists
+            .iter()
+            .map(|l| PriceList {
+                id: l.id,
+                priority: l.priority,
+                scope: scope_of(l),
+                currency,
+                valid_from: l.valid_from.map(|t| t.timestamp()),
+                valid_until: l.valid_until.map(|t| t.timestamp()),
+            })
+            .collect();
+        let mut grouped: HashMap<(Uuid, Uuid), Vec<Tier>> = HashMap::new();
+        for t in tiers {
+            grouped
+                .entry((t.variant_id, t.price_list_id))
+                .or_default()
+                .push(Tier {
+                    min_quantity: t.min_quantity,
+                    unit_amount: t.unit_amount,
+                });
+        }
+        for ((variant, list), tiers) in grouped {
+            data.list_prices
+                .entry(variant)
+                .or_default()
+                .push(ListPrice {
+                    price_list: list,
+                    tiers,
+                });
+        }
+        Ok(data)
+    }
+
+    /// Prices many lines at once for the caller (their company, location and group), with a
+    /// constant number of statements. Lines that cannot be priced are reported, not fatal.
+    pub async fn quote(
+        &self,
+        caller: &Caller,
+        currency: &str,
+        lines: Vec<QuoteLine>,
+    ) -> AppResult<Quote> {
+        if lines.len() > MAX_ITEMS {
+            return Err(AppError::validation(
+                "lines",
+                format!("at most {MAX_ITEMS} lines per quote"),
+            ));
+        }
+        let currency: CurrencyCode =
+            currency
+                .parse()
+                .map_err(|e: vectis_strategies::MoneyError| {
+                    AppError::validation("currency", e.to_string())
+                })?;
+        let ctx = self.context(caller, currency).await?;
+        let tenant = caller.tenant;
+        let skus: Vec<String> = lines
+            .iter()
+            .map(|l| l.sku.clone())
+            .collect::<HashSet<_>>()
+            .into_iter()
+            .collect();
+        let variants: HashMap<String, variant::Model> = if skus.is_empty() {
+            HashMap::new()
+        } else {
+            self.core
+                .read(tenant, |tx| {
+                    Box::pin(async move {
+                        Ok(variant::Entity::find()
+                            .filter(variant::Column::TenantId.eq(tenant.0))
+                            .filter(variant::Column::Status.eq(ACTIVE))
+                            .filter(variant::Column::Sku.is_in(skus))
+                            .all(tx)
+                            .await?)
+                    })
+                })
+                .await?
+                .into_iter()
+                .map(|v| (v.sku.clone(), v))
+                .collect()
+        };
+        let mut errors = Vec::new();
+        let mut priced_input = Vec::new();
+        for (i, line) in lines.iter().enumerate() {
+            match variants.get(&line.sku) {
+                None => errors.push(ItemError::new(
+                    i,
+                    code::NOT_FOUND,
+                    Some("sku"),
+                    format!("SKU `{}` not found", line.sku),
+                )),
+                Some(_) if !(1..=MAX_LINE_QUANTITY).contains(&line.quantity) => {
+                    errors.push(ItemError::new(
+                        i,
+                        code::VALIDATION,
+                        Some("quantity"),
+                        format!("must be between 1 and {MAX_LINE_QUANTITY}"),
+                    ))
+                }
+                Some(v) => priced_input.push((i, v.clone(), line.quantity)),
+            }
+        }
+        let ids: Vec<Uuid> = priced_input
+            .iter()
+            .map(|(_, v, _)| v.id)
+            .collect::<HashSet<_>>()
+            .into_iter()
+            .collect();
+        let data = self.data(tenant, ids, currency).await?;
+        let price_lines: Vec<PriceLine> = priced_input
+            .iter()
+            .map(|(_, v, q)| PriceLine {
+                variant: v.id,
+                quantity: *q,
+            })
+            .collect();
+        let prices = self.strategies.pricing.price(&ctx, &price_lines, &data);
+        let mut out = Vec::with_capacity(prices.len());
+        let mut subtotal = Money::zero(currency);
+        for ((index, variant, quantity), price) in priced_input.into_iter().zip(prices) {
+            match price {
+                Ok(price) => {
+                    let line_price = price.unit.checked_mul(quantity).map_err(|_| {
+                        AppError::validation("quantity", "the line price overflows")
+                    })?;
+                    subtotal = subtotal
+                        .checked_add(line_price)
+                        .map_err(|_| AppError::validation("lines", "the subtotal overflows"))?;
+                    out.push(QuotedLine {
+                        index,
+                        variant,
+                        quantity,
+                        price,
+                        line_price,
+                    });
+                }
+                Err(PricingError::NoPrice(c)) => errors.push(ItemError::new(
+                    index,
+                    "NO_PRICE",
+                    Some("sku"),
+                    format!("no price in {c}"),
+                )),
+                Err(PricingError::InvalidQuantity) => errors.push(ItemError::new(
+                    index,
+                    code::VALIDATION,
+                    Some("quantity"),
+                    "must be positive",
+                )),
+            }
+        }
+        errors.sort_by_key(|e| e.index);
+        Ok(Quote {
+            lines: out,
+            errors,
+            subtotal,
+        })
+    }
+}

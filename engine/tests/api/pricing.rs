@@ -1,0 +1,310 @@
+use serde_json::{Value, json};
+use vectis_engine::auth::{Caller, Permission};
+
+use crate::support::{
+    PASSWORD, TestApp, caller_of, create_product, error_code, last_event, upsert, variant,
+};
+
+const CREATE_LIST: &str = "mutation($input: CreatePriceListInput!) { createPriceList(input: $input) { id scope priority } }";
+const SET: &str = "mutation($l: ID!, $p: [PriceListPriceInput!]!) { setPriceListPrices(priceListId: $l, prices: $p) { applied errors { index code field } } }";
+const QUOTE: &str = "query($c: String!, $l: [QuoteLineInput!]!) { priceQuote(currency: $c, lines: $l) {
+    lines { index quantity unitPrice { amount } linePrice { amount } source tierMinQuantity variant { sku } }
+    errors { index code field } subtotal { amount currency } } }";
+
+async fn list(t: &TestApp, input: Value) -> String {
+    let data = t
+        .ok(Some(&t.a.admin), CREATE_LIST, json!({ "input": input }))
+        .await;
+    data["createPriceList"]["id"].as_str().unwrap().to_owned()
+}
+
+/// A company `Acme` with a buyer; returns the company id and the buyer's caller.
+async fn buyer(t: &TestApp) -> (String, Caller) {
+    let data = t
+        .ok(
+            Some(&t.a.admin),
+            "mutation { createCompany(input: { name: \"Acme\" }) { id } }",
+            json!({}),
+        )
+        .await;
+    let company = data["createCompany"]["id"].as_str().unwrap().to_owned();
+    t.ok(
+        Some(&t.a.admin),
+        "mutation($c: ID!) { inviteCompanyUser(companyId: $c, email: \"buyer@acme.test\", roles: [\"buyer\"]) { id } }",
+        json!({ "c": company }),
+    )
+    .await;
+    let token = last_event(t, "vectis.company.user_invited").await["token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let data = t
+        .ok(
+            None,
+            "mutation($t: String!, $p: String) { acceptCompanyInvitation(token: $t, password: $p, firstName: \"B\", lastName: \"Uyer\") { accessToken } }",
+            json!({ "t": token, "p": PASSWORD }),
+        )
+        .await;
+    let caller = caller_of(
+        t,
+        data["acceptCompanyInvitation"]["accessToken"]
+            .as_str()
+            .unwrap(),
+    )
+    .await;
+    (company, caller)
+}
+
+fn tiers(pairs: &[(i64, i64)]) -> Value {
+    Value::Array(
+        pairs
+            .iter()
+            .map(|(m, a)| json!({ "minQuantity": m, "amount": a }))
+            .collect(),
+    )
+}
+
+#[tokio::test]
+async fn company_price_lists_beat_general_ones_and_tiers_apply_at_their_boundaries() {
+    let t = TestApp::new().await;
+    let product = create_product(&t, &t.a.admin, "Bolt").await;
+    upsert(
+        &t,
+        &t.a.admin,
+        vec![
+            variant(&product, "B-1", 1000),
+            variant(&product, "B-2", 500),
+        ],
+    )
+    .await;
+    let (company, buyer) = buyer(&t).await;
+    let everyone = list(
+        &t,
+        json!({ "name": "Promo", "scope": "EVERYONE", "currency": "EUR", "priority": 1 }),
+    )
+    .await;
+    let contract = list(&t, json!({ "name": "Acme contract", "scope": "COMPANY", "scopeId": company, "currency": "EUR", "priority": 10 })).await;
+    let r = t
+        .ok(
+            Some(&t.a.admin),
+            SET,
+            json!({ "l": everyone, "p": [{ "sku": "B-1", "tiers": tiers(&[(1, 950)]) }] }),
+        )
+        .await;
+    assert_eq!(r["setPriceListPrices"]["applied"], true);
+    t.ok(Some(&t.a.admin), SET, json!({ "l": contract, "p": [{ "sku": "B-1", "tiers": tiers(&[(1, 990), (100, 900), (1000, 800)]) }] })).await;
+
+    let lines = json!([
+        { "sku": "B-1", "quantity": 99 }, { "sku": "B-1", "quantity": 100 }, { "sku": "B-1", "quantity": 999 },
+        { "sku": "B-1", "quantity": 1000 }, { "sku": "B-2", "quantity": 3 }
+    ]);
+    let data = t
+        .ok(Some(&buyer), QUOTE, json!({ "c": "EUR", "l": lines }))
+        .await;
+    let q = &data["priceQuote"];
+    let units: Vec<i64> = q["lines"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["unitPrice"]["amount"].as_i64().unwrap())
+        .collect();
+    assert_eq!(
+        units,
+        [990, 900, 900, 800, 500],
+        "contract list (priority 10) with tiers; B-2 has only a base price"
+    );
+    assert_eq!(q["lines"][1]["tierMinQuantity"], 100);
+    assert_eq!(q["lines"][4]["source"], "BASE_PRICE");
+    assert_eq!(
+        q["subtotal"]["amount"],
+        99 * 990 + 100 * 900 + 999 * 900 + 1000 * 800 + 3 * 500
+    );
+
+    // An anonymous storefront visitor gets the general list only.
+    let data = t
+        .ok(
+            Some(&t.a.storefront),
+            QUOTE,
+            json!({ "c": "EUR", "l": [{ "sku": "B-1", "quantity": 1000 }] }),
+        )
+        .await;
+    assert_eq!(data["priceQuote"]["lines"][0]["unitPrice"]["amount"], 950);
+    assert_eq!(data["priceQuote"]["lines"][0]["source"], "PRICE_LIST");
+}
+
+#[tokio::test]
+async fn bad_quote_lines_are_reported_with_their_index() {
+    let t = TestApp::new().await;
+    let product = create_product(&t, &t.a.admin, "Bolt").await;
+    upsert(&t, &t.a.admin, vec![variant(&product, "B-1", 1000)]).await;
+    let lines = json!([
+        { "sku": "B-1", "quantity": 2 }, { "sku": "NOPE", "quantity": 1 }, { "sku": "B-1", "quantity": 0 },
+        { "sku": "B-1", "quantity": 1000001 }
+    ]);
+    let data = t
+        .ok(
+            Some(&t.a.storefront),
+            QUOTE,
+            json!({ "c": "EUR", "l": lines }),
+        )
+        .await;
+    let errors: Vec<(i64, String)> = data["priceQuote"]["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            (
+                e["index"].as_i64().unwrap(),
+                e["code"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        errors,
+        [
+            (1, "NOT_FOUND".into()),
+            (2, "VALIDATION".into()),
+            (3, "VALIDATION".into())
+        ]
+    );
+    let data = t
+        .ok(
+            Some(&t.a.storefront),
+            QUOTE,
+            json!({ "c": "USD", "l": [{ "sku": "B-1", "quantity": 1 }] }),
+        )
+        .await;
+    assert_eq!(data["priceQuote"]["errors"][0]["code"], "NO_PRICE");
+    let r = t
+        .gql(
+            Some(&t.a.storefront),
+            QUOTE,
+            json!({ "c": "EURO", "l": [] }),
+        )
+        .await;
+    assert_eq!(error_code(&r), "VALIDATION");
+    // Amounts beyond 2^31 work.
+    let data = t
+        .ok(
+            Some(&t.a.storefront),
+            QUOTE,
+            json!({ "c": "EUR", "l": [{ "sku": "B-1", "quantity": 1000000 }] }),
+        )
+        .await;
+    assert_eq!(data["priceQuote"]["subtotal"]["amount"], 1_000_000_000_i64);
+}
+
+#[tokio::test]
+async fn bad_price_list_input_changes_nothing() {
+    let t = TestApp::new().await;
+    let product = create_product(&t, &t.a.admin, "Bolt").await;
+    upsert(
+        &t,
+        &t.a.admin,
+        vec![
+            variant(&product, "B-1", 1000),
+            variant(&product, "B-2", 1000),
+        ],
+    )
+    .await;
+    let everyone = list(
+        &t,
+        json!({ "name": "Promo", "scope": "EVERYONE", "currency": "EUR" }),
+    )
+    .await;
+    for (input, field) in [
+        (
+            json!({ "name": "X", "scope": "COMPANY", "currency": "EUR" }),
+            "scopeId",
+        ),
+        (
+            json!({ "name": "X", "scope": "EVERYONE", "currency": "EURO" }),
+            "currency",
+        ),
+        (
+            json!({ "name": "X", "scope": "EVERYONE", "currency": "EUR", "validFrom": "2030-01-01T00:00:00Z", "validUntil": "2029-01-01T00:00:00Z" }),
+            "validUntil",
+        ),
+    ] {
+        let r = t
+            .gql(Some(&t.a.admin), CREATE_LIST, json!({ "input": input }))
+            .await;
+        assert_eq!(error_code(&r), "VALIDATION", "{input}");
+        assert_eq!(r["errors"][0]["extensions"]["details"]["field"], field);
+    }
+    let r = t
+        .gql(Some(&t.a.admin), CREATE_LIST, json!({ "input": { "name": "X", "scope": "COMPANY", "scopeId": "0190a0a0-0000-7000-8000-000000000000", "currency": "EUR" } }))
+        .await;
+    assert_eq!(error_code(&r), "NOT_FOUND");
+    let before = t.outbox_count().await;
+    let prices = json!([
+        { "sku": "B-1", "tiers": tiers(&[(1, 900)]) },
+        { "sku": "B-2", "tiers": tiers(&[(0, 900)]) },
+        { "sku": "B-1", "tiers": tiers(&[(1, 900)]) },
+        { "sku": "NOPE", "tiers": tiers(&[(1, 900)]) },
+        { "sku": "B-2", "tiers": tiers(&[(5, -1), (5, 1)]) }
+    ]);
+    let r = t
+        .ok(Some(&t.a.admin), SET, json!({ "l": everyone, "p": prices }))
+        .await;
+    assert_eq!(r["setPriceListPrices"]["applied"], false);
+    let indexes: Vec<i64> = r["setPriceListPrices"]["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["index"].as_i64().unwrap())
+        .collect();
+    assert_eq!(indexes, [1, 2, 3, 4, 4, 4]);
+    assert_eq!(t.outbox_count().await, before);
+    assert_eq!(t.scalar("SELECT COUNT(*) FROM price_list_prices").await, 0);
+    let denied = t
+        .gql(
+            Some(&t.a.staff(&[Permission::CatalogRead])),
+            SET,
+            json!({ "l": everyone, "p": [] }),
+        )
+        .await;
+    assert_eq!(error_code(&denied), "FORBIDDEN");
+}
+
+#[tokio::test]
+async fn a_quote_runs_the_same_statements_for_10_and_1000_lines() {
+    let t = TestApp::new().await;
+    let product = create_product(&t, &t.a.admin, "Bolt").await;
+    let items: Vec<Value> = (0..1000)
+        .map(|i| variant(&product, &format!("Q-{i}"), 100 + i))
+        .collect();
+    upsert(&t, &t.a.admin, items).await;
+    let promo = list(
+        &t,
+        json!({ "name": "Promo", "scope": "EVERYONE", "currency": "EUR" }),
+    )
+    .await;
+    let prices: Vec<Value> = (0..1000)
+        .step_by(2)
+        .map(|i| json!({ "sku": format!("Q-{i}"), "tiers": tiers(&[(1, 90), (10, 80)]) }))
+        .collect();
+    t.ok(Some(&t.a.admin), SET, json!({ "l": promo, "p": prices }))
+        .await;
+    let (_, buyer) = buyer(&t).await;
+    let count = |n: usize| {
+        let t = &t;
+        let buyer = buyer.clone();
+        async move {
+            let lines: Vec<Value> = (0..n)
+                .map(|i| json!({ "sku": format!("Q-{i}"), "quantity": i % 20 + 1 }))
+                .collect();
+            let before = t.statements();
+            let data = t
+                .ok(Some(&buyer), QUOTE, json!({ "c": "EUR", "l": lines }))
+                .await;
+            assert_eq!(data["priceQuote"]["lines"].as_array().unwrap().len(), n);
+            assert_eq!(data["priceQuote"]["lines"][0]["unitPrice"]["amount"], 90);
+            assert_eq!(data["priceQuote"]["lines"][1]["unitPrice"]["amount"], 101);
+            t.statements() - before
+        }
+    };
+    let small = count(10).await;
+    let large = count(1000).await;
+    assert_eq!(small, large);
+}
