@@ -43,6 +43,11 @@ pub struct Services {
 impl Services {
     /// Builds the services over a connected database.
     pub fn new(db: Db, config: &Config) -> Self {
+        Self::with_strategies(db, config, Strategies::defaults())
+    }
+
+    /// Builds the services with the given business strategies (see `docs/extending.md`).
+    pub fn with_strategies(db: Db, config: &Config, strategies: Strategies) -> Self {
         let core = Core {
             db: db.clone(),
             bus: EventBus::default(),
@@ -50,7 +55,6 @@ impl Services {
         let tenants = TenantService::new(db);
         let accounts = AccountsService::new(core.clone());
         let companies = CompaniesService::new(core.clone(), accounts.clone());
-        let strategies = Strategies::defaults();
         Services {
             auth: AuthService::new(
                 core.clone(),
@@ -96,7 +100,13 @@ impl App {
 
     /// Builds the engine over a connected, migrated database.
     pub fn new(config: Config, db: Db) -> App {
-        let services = Services::new(db, &config);
+        Self::with_strategies(config, db, Strategies::defaults())
+    }
+
+    /// Builds the engine with custom business strategies: an embedding binary passes its own
+    /// `Strategies` (usually the defaults with some replaced).
+    pub fn with_strategies(config: Config, db: Db, strategies: Strategies) -> App {
+        let services = Services::with_strategies(db, &config, strategies);
         let schema = build_schema(services.clone(), &config.graphql);
         App {
             config: Arc::new(config),

@@ -308,3 +308,46 @@ async fn a_quote_runs_the_same_statements_for_10_and_1000_lines() {
     let large = count(1000).await;
     assert_eq!(small, large);
 }
+
+/// A pricing strategy of an extension: list price minus a fixed 1.00 per unit.
+struct OneOff;
+
+impl vectis_strategies::PricingStrategy for OneOff {
+    fn price(
+        &self,
+        ctx: &vectis_strategies::pricing::PricingContext,
+        lines: &[vectis_strategies::pricing::PriceLine],
+        data: &vectis_strategies::pricing::PricingData,
+    ) -> Vec<Result<vectis_strategies::pricing::LinePrice, vectis_strategies::pricing::PricingError>>
+    {
+        vectis_strategies::DefaultPricing
+            .price(ctx, lines, data)
+            .into_iter()
+            .map(|r| {
+                r.map(|mut p| {
+                    p.unit.amount = (p.unit.amount - 100).max(0);
+                    p
+                })
+            })
+            .collect()
+    }
+}
+
+#[tokio::test]
+async fn a_custom_pricing_strategy_replaces_the_default() {
+    let config = crate::support::fresh_config().await;
+    let mut strategies = vectis_strategies::Strategies::defaults();
+    strategies.pricing = std::sync::Arc::new(OneOff);
+    let t = TestApp::with_strategies(config, strategies).await;
+    let product = create_product(&t, &t.a.admin, "Bolt").await;
+    upsert(&t, &t.a.admin, vec![variant(&product, "B-1", 1000)]).await;
+    let data = t
+        .ok(
+            Some(&t.a.storefront),
+            QUOTE,
+            json!({ "c": "EUR", "l": [{ "sku": "B-1", "quantity": 2 }] }),
+        )
+        .await;
+    assert_eq!(data["priceQuote"]["lines"][0]["unitPrice"]["amount"], 900);
+    assert_eq!(data["priceQuote"]["subtotal"]["amount"], 1800);
+}

@@ -110,9 +110,17 @@ impl TestApp {
 
     /// A fresh engine with the given configuration and tenant `acme`.
     pub async fn with_config(config: Config) -> TestApp {
+        Self::with_strategies(config, vectis_strategies::Strategies::defaults()).await
+    }
+
+    /// A fresh engine with custom strategies and tenant `acme`.
+    pub async fn with_strategies(
+        config: Config,
+        strategies: vectis_strategies::Strategies,
+    ) -> TestApp {
         let db = Db::connect(&config.database).await.expect("connect");
         db.migrate().await.expect("migrate");
-        let app = App::new(config, db);
+        let app = App::with_strategies(config, db, strategies);
         let a = add_tenant(&app, "acme").await;
         TestApp { app, a }
     }
