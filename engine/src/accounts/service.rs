@@ -504,28 +504,6 @@ impl AccountsService {
         Ok(())
     }
 
-    /// The address book of a customer.
-    pub async fn addresses(
-        &self,
-        tenant: TenantId,
-        customer_id: Uuid,
-    ) -> AppResult<Vec<AddressEntry>> {
-        let rows = self
-            .core
-            .read(tenant, |tx| {
-                Box::pin(async move {
-                    Ok(address_entity::Entity::find()
-                        .filter(address_entity::Column::TenantId.eq(tenant.0))
-                        .filter(address_entity::Column::CustomerId.eq(customer_id))
-                        .order_by_asc(address_entity::Column::Id)
-                        .all(tx)
-                        .await?)
-                })
-            })
-            .await?;
-        Ok(rows.into_iter().map(AddressEntry::from).collect())
-    }
-
     /// The address books of several customers (for loaders): `(customer, entry)` pairs.
     pub async fn addresses_of(
         &self,

@@ -176,11 +176,6 @@ impl AuthService {
         }
     }
 
-    /// The tenant directory this service authenticates against.
-    pub fn tenants(&self) -> &TenantService {
-        &self.tenants
-    }
-
     /// Resolves the caller from the `Authorization` and storefront-key header values.
     ///
     /// A present but bad bearer token or key is an error (never silently anonymous); no
@@ -599,15 +594,4 @@ async fn revoke_family(
         .exec(tx)
         .await?;
     Ok(())
-}
-
-/// Permission check helper for the CLI and seeding: a caller acting as the system for `tenant`.
-pub fn system_caller(tenant: TenantId) -> Caller {
-    Caller {
-        tenant,
-        principal: Principal::Staff {
-            id: Uuid::nil(),
-            permissions: vec![Permission::SuperAdmin],
-        },
-    }
 }

@@ -5,8 +5,8 @@ use std::collections::{HashMap, HashSet};
 use chrono::Utc;
 use sea_orm::sea_query::{Expr, ExprTrait, LikeExpr, OnConflict, Query};
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, DatabaseTransaction, EntityTrait, PaginatorTrait, QueryFilter,
-    QueryOrder, QuerySelect,
+    ActiveValue::Set, ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder,
+    QuerySelect,
 };
 use serde_json::json;
 use uuid::Uuid;
@@ -1100,10 +1100,5 @@ impl CatalogService {
             variants: ordered,
             errors: Vec::new(),
         })
-    }
-
-    /// Reads in a tenant-scoped transaction (used by loaders).
-    pub async fn read_tx(&self, tenant: TenantId) -> AppResult<DatabaseTransaction> {
-        Ok(self.db().read(Scope::Tenant(tenant)).await?)
     }
 }
