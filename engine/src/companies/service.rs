@@ -1268,11 +1268,11 @@ impl CompaniesService {
         rows.into_iter().map(Member::try_from).collect()
     }
 
-    /// Members of several companies (for loaders; the caller checked access).
-    pub async fn members_of(
+    async fn members_where(
         &self,
         tenant: TenantId,
-        companies: Vec<Uuid>,
+        column: member::Column,
+        ids: Vec<Uuid>,
     ) -> AppResult<Vec<Member>> {
         let backend = self.core.db.backend();
         let rows = self
@@ -1281,11 +1281,7 @@ impl CompaniesService {
                 Box::pin(async move {
                     Ok(member::Entity::find()
                         .filter(member::Column::TenantId.eq(tenant.0))
-                        .filter(id_in(
-                            backend,
-                            (member::Entity, member::Column::CompanyId),
-                            companies,
-                        ))
+                        .filter(id_in(backend, (member::Entity, column), ids))
                         .order_by_asc(member::Column::Id)
                         .all(tx)
                         .await?)
@@ -1295,31 +1291,24 @@ impl CompaniesService {
         rows.into_iter().map(Member::try_from).collect()
     }
 
+    /// Members of several companies (for loaders; the caller checked access).
+    pub async fn members_of(
+        &self,
+        tenant: TenantId,
+        companies: Vec<Uuid>,
+    ) -> AppResult<Vec<Member>> {
+        self.members_where(tenant, member::Column::CompanyId, companies)
+            .await
+    }
+
     /// Memberships of several customers (for loaders).
     pub async fn memberships_of_many(
         &self,
         tenant: TenantId,
         customers: Vec<Uuid>,
     ) -> AppResult<Vec<Member>> {
-        let backend = self.core.db.backend();
-        let rows = self
-            .core
-            .read(tenant, |tx| {
-                Box::pin(async move {
-                    Ok(member::Entity::find()
-                        .filter(member::Column::TenantId.eq(tenant.0))
-                        .filter(id_in(
-                            backend,
-                            (member::Entity, member::Column::CustomerId),
-                            customers,
-                        ))
-                        .order_by_asc(member::Column::Id)
-                        .all(tx)
-                        .await?)
-                })
-            })
-            .await?;
-        rows.into_iter().map(Member::try_from).collect()
+        self.members_where(tenant, member::Column::CustomerId, customers)
+            .await
     }
 
     /// Sales reps of several companies (for loaders): `(company, staff user)` pairs.
@@ -1352,20 +1341,8 @@ impl CompaniesService {
 
     /// The companies a customer belongs to.
     pub async fn memberships_of(&self, tenant: TenantId, customer: Uuid) -> AppResult<Vec<Member>> {
-        let rows = self
-            .core
-            .read(tenant, |tx| {
-                Box::pin(async move {
-                    Ok(member::Entity::find()
-                        .filter(member::Column::TenantId.eq(tenant.0))
-                        .filter(member::Column::CustomerId.eq(customer))
-                        .order_by_asc(member::Column::Id)
-                        .all(tx)
-                        .await?)
-                })
-            })
-            .await?;
-        rows.into_iter().map(Member::try_from).collect()
+        self.members_where(tenant, member::Column::CustomerId, vec![customer])
+            .await
     }
 
     async fn admins_after(
