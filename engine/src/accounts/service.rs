@@ -15,7 +15,7 @@ use crate::auth::{
     Caller, Permission, hash_password, normalize_email, parse_tenant_token, tenant_token,
     validate_password,
 };
-use crate::error::{AppError, AppResult, code};
+use crate::error::{AppError, AppResult};
 use crate::events::{Core, DomainEvent, UnitOfWork};
 use crate::tenancy::TenantId;
 
@@ -170,17 +170,6 @@ pub struct AccountsService {
     core: Core,
 }
 
-fn email_conflict(err: sea_orm::DbErr) -> AppError {
-    if crate::db::is_unique_violation(&err, "uq_customers_tenant_email", "customers.email") {
-        AppError::Conflict {
-            code: code::CONFLICT,
-            message: "an account with this email exists already".into(),
-        }
-    } else {
-        err.into()
-    }
-}
-
 async fn bump_customer(
     uow: &UnitOfWork,
     id: Uuid,
@@ -311,7 +300,11 @@ impl AccountsService {
         })
         .exec_with_returning(uow.tx())
         .await
-        .map_err(email_conflict)?;
+        .map_err(crate::db::conflict(
+            "uq_customers_tenant_email",
+            "customers.email",
+            "an account with this email exists already",
+        ))?;
         uow.record(DomainEvent::new(
             tenant,
             "customer",
@@ -660,18 +653,7 @@ impl AccountsService {
         name: &str,
     ) -> AppResult<CustomerGroup> {
         caller.require(Permission::CustomerWrite)?;
-        let code_ = code_.trim().to_lowercase();
-        if code_.is_empty()
-            || code_.len() > 64
-            || !code_
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-        {
-            return Err(AppError::validation(
-                "code",
-                "must be 1-64 characters of letters, digits, '-' and '_'",
-            ));
-        }
+        let code_ = crate::catalog::service::validate_code("code", &code_.to_lowercase())?;
         let name = address::name("name", name, 200)?;
         let mut uow = self.core.begin_for(caller).await?;
         let now = Utc::now();
@@ -687,20 +669,11 @@ impl AccountsService {
         })
         .exec_with_returning(uow.tx())
         .await
-        .map_err(|err| {
-            if crate::db::is_unique_violation(
-                &err,
-                "uq_customer_groups_tenant_code",
-                "customer_groups.code",
-            ) {
-                AppError::Conflict {
-                    code: code::CONFLICT,
-                    message: format!("customer group `{code_}` exists already"),
-                }
-            } else {
-                err.into()
-            }
-        })?;
+        .map_err(crate::db::conflict(
+            "uq_customer_groups_tenant_code",
+            "customer_groups.code",
+            format!("customer group `{code_}` exists already"),
+        ))?;
         uow.record(DomainEvent::new(
             caller.tenant,
             "customer_group",

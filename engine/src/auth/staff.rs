@@ -6,7 +6,7 @@ use uuid::Uuid;
 
 use super::entity::staff_user;
 use super::{Caller, Permission, StaffRole, hash_password, normalize_email, validate_password};
-use crate::error::{AppError, AppResult, code};
+use crate::error::{AppError, AppResult};
 use crate::events::DomainEvent;
 use crate::tenancy::TenantId;
 
@@ -110,20 +110,11 @@ impl super::AuthService {
         let inserted = staff_user::Entity::insert(model)
             .exec_with_returning(uow.tx())
             .await
-            .map_err(|err| {
-                if crate::db::is_unique_violation(
-                    &err,
-                    "uq_staff_users_tenant_email",
-                    "staff_users.email",
-                ) {
-                    AppError::Conflict {
-                        code: code::CONFLICT,
-                        message: "a staff user with this email exists already".into(),
-                    }
-                } else {
-                    err.into()
-                }
-            })?;
+            .map_err(crate::db::conflict(
+                "uq_staff_users_tenant_email",
+                "staff_users.email",
+                "a staff user with this email exists already",
+            ))?;
         uow.record(DomainEvent::new(
             tenant,
             "staff_user",

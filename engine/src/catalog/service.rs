@@ -204,7 +204,9 @@ pub fn validate_sku(sku: &str) -> Result<(), String> {
     Ok(())
 }
 
-fn validate_code(field: &str, code: &str) -> AppResult<String> {
+/// Checks a code (option groups, customer groups, roles): 1–64 characters of letters, digits,
+/// `-` and `_`; returns it trimmed.
+pub fn validate_code(field: &str, code: &str) -> AppResult<String> {
     let code = code.trim();
     let ok = !code.is_empty()
         && code.len() <= 64

@@ -1221,20 +1221,11 @@ impl CompaniesService {
         })
         .exec_without_returning(uow.tx())
         .await
-        .map_err(|err| {
-            if crate::db::is_unique_violation(
-                &err,
-                "uq_company_members_company_customer",
-                "company_members.company_id",
-            ) {
-                AppError::Conflict {
-                    code: code::CONFLICT,
-                    message: "this person is a member of the company already".into(),
-                }
-            } else {
-                err.into()
-            }
-        })?;
+        .map_err(crate::db::conflict(
+            "uq_company_members_company_customer",
+            "company_members.company_id",
+            "this person is a member of the company already",
+        ))?;
         let updated = bump_company(&uow, inv.company_id, Vec::new()).await?;
         uow.record(DomainEvent::new(
             tenant,
@@ -1566,21 +1557,15 @@ impl CompaniesService {
         .exec_with_returning(uow.tx())
         .await
         .map_err(|err| {
-            if crate::db::is_unique_violation(
-                &err,
-                "uq_company_members_company_customer",
-                "company_members.company_id",
-            ) {
-                AppError::Conflict {
-                    code: code::CONFLICT,
-                    message: "this person is a member of the company already".into(),
-                }
-            } else if err.to_string().contains("FOREIGN KEY")
-                || err.to_string().contains("foreign key")
-            {
+            let text = err.to_string();
+            if text.contains("FOREIGN KEY") || text.contains("foreign key") {
                 AppError::not_found("Customer", customer_id)
             } else {
-                err.into()
+                crate::db::conflict(
+                    "uq_company_members_company_customer",
+                    "company_members.company_id",
+                    "this person is a member of the company already",
+                )(err)
             }
         })?;
         let company = bump_company(&uow, company_id, Vec::new()).await?;
@@ -1614,18 +1599,7 @@ impl CompaniesService {
                 Need::Write(CompanyPermission::ManageUsers),
             )
             .await?;
-        let code_ = code_.trim().to_lowercase();
-        if code_.is_empty()
-            || code_.len() > 64
-            || !code_
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-        {
-            return Err(AppError::validation(
-                "code",
-                "must be 1-64 characters of letters, digits, '-' and '_'",
-            ));
-        }
+        let code_ = crate::catalog::service::validate_code("code", &code_.to_lowercase())?;
         if builtin_company_role(&code_).is_some() {
             return Err(AppError::validation("code", "is a built-in role"));
         }
@@ -1649,20 +1623,11 @@ impl CompaniesService {
         })
         .exec_without_returning(uow.tx())
         .await
-        .map_err(|err| {
-            if crate::db::is_unique_violation(
-                &err,
-                "uq_company_roles_company_code",
-                "company_roles.company_id",
-            ) {
-                AppError::Conflict {
-                    code: code::CONFLICT,
-                    message: format!("role `{code_}` exists already"),
-                }
-            } else {
-                err.into()
-            }
-        })?;
+        .map_err(crate::db::conflict(
+            "uq_company_roles_company_code",
+            "company_roles.company_id",
+            format!("role `{code_}` exists already"),
+        ))?;
         let company = bump_company(&uow, view.company.root_id, Vec::new()).await?;
         uow.record(DomainEvent::new(
             caller.tenant,

@@ -173,3 +173,23 @@ pub fn is_unique_violation(err: &DbErr, constraint: &str, sqlite_columns: &str) 
     text.contains(constraint)
         || (text.contains("UNIQUE constraint failed") && text.contains(sqlite_columns))
 }
+
+/// Maps a violation of the named unique constraint to a `CONFLICT` error with `message`, and
+/// any other database error to an internal one: `insert(..).await.map_err(conflict(..))`.
+pub fn conflict(
+    constraint: &'static str,
+    sqlite_columns: &'static str,
+    message: impl Into<String>,
+) -> impl FnOnce(DbErr) -> crate::error::AppError {
+    let message = message.into();
+    move |err| {
+        if is_unique_violation(&err, constraint, sqlite_columns) {
+            crate::error::AppError::Conflict {
+                code: crate::error::code::CONFLICT,
+                message,
+            }
+        } else {
+            err.into()
+        }
+    }
+}
