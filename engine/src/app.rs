@@ -8,6 +8,8 @@ use crate::accounts::AccountsService;
 use crate::accounts::loader::AccountsLoader;
 use crate::auth::throttle::ClientIp;
 use crate::auth::{AuthService, Caller, Permission};
+use crate::cart::CartService;
+use crate::cart::service::CartSettings;
 use crate::catalog::CatalogService;
 use crate::catalog::loader::{CatalogLoader, request_loader};
 use crate::companies::CompaniesService;
@@ -36,6 +38,8 @@ pub struct Services {
     pub companies: CompaniesService,
     /// Price lists and quotes.
     pub pricing: PricingService,
+    /// Carts.
+    pub cart: CartService,
     /// The configured business strategies.
     pub strategies: Strategies,
 }
@@ -55,6 +59,21 @@ impl Services {
         let tenants = TenantService::new(db);
         let accounts = AccountsService::new(core.clone());
         let companies = CompaniesService::new(core.clone(), accounts.clone());
+        let pricing = PricingService::new(
+            core.clone(),
+            accounts.clone(),
+            companies.clone(),
+            strategies.clone(),
+        );
+        let cart = CartService::new(
+            core.clone(),
+            pricing.clone(),
+            strategies.clone(),
+            CartSettings {
+                seller_country: config.commerce.seller_country.to_ascii_uppercase(),
+                prices_include_tax: config.commerce.prices_include_tax,
+            },
+        );
         Services {
             auth: AuthService::new(
                 core.clone(),
@@ -64,12 +83,8 @@ impl Services {
                 &config.auth,
             ),
             catalog: CatalogService::new(core.clone()),
-            pricing: PricingService::new(
-                core.clone(),
-                accounts.clone(),
-                companies.clone(),
-                strategies.clone(),
-            ),
+            pricing,
+            cart,
             strategies,
             accounts,
             companies,

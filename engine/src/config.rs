@@ -14,7 +14,7 @@ use figment::value::{Dict, Value};
 use serde::{Deserialize, Serialize};
 
 /// Sections that `VECTIS_<SECTION>_<KEY>` variables may address.
-const SECTIONS: &[&str] = &["database", "http", "graphql", "auth", "log"];
+const SECTIONS: &[&str] = &["database", "http", "graphql", "auth", "log", "commerce"];
 
 /// The whole configuration.
 #[derive(Debug, Clone, Serialize, Deserialize, Default)]
@@ -30,6 +30,27 @@ pub struct Config {
     pub auth: AuthConfig,
     /// Logging.
     pub log: LogConfig,
+    /// Selling: tax origin and price entry.
+    pub commerce: CommerceConfig,
+}
+
+/// `[commerce]`
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CommerceConfig {
+    /// The seller's country (ISO 3166-1 alpha-2): the tax origin.
+    pub seller_country: String,
+    /// Whether prices are entered including tax (B2C style) instead of net (the B2B default).
+    pub prices_include_tax: bool,
+}
+
+impl Default for CommerceConfig {
+    fn default() -> Self {
+        CommerceConfig {
+            seller_country: "DE".into(),
+            prices_include_tax: false,
+        }
+    }
 }
 
 /// `[database]`
@@ -250,6 +271,17 @@ impl Config {
             if value == 0 {
                 return fail(key, "must be at least 1");
             }
+        }
+        if crate::accounts::address::country(
+            "commerce.seller_country",
+            &self.commerce.seller_country,
+        )
+        .is_err()
+        {
+            return fail(
+                "commerce.seller_country",
+                "must be an ISO 3166-1 alpha-2 country code such as DE",
+            );
         }
         if self.auth.jwt_secret.as_ref().is_some_and(|s| s.len() < 32) {
             return fail("auth.jwt_secret", "must be at least 32 bytes long");

@@ -82,6 +82,13 @@ pub enum AppError {
         /// What collides.
         message: String,
     },
+    /// A business rule refuses the request (e.g. a coupon below its minimum order value).
+    Rejected {
+        /// Machine-readable code, e.g. `COUPON_NOT_APPLICABLE`.
+        code: &'static str,
+        /// Why.
+        message: String,
+    },
     /// Too many attempts.
     RateLimited,
     /// An unexpected failure; details are logged, not returned.
@@ -119,7 +126,9 @@ impl AppError {
                 field: None,
                 message,
             } => message.clone(),
-            AppError::Conflict { message, .. } => message.clone(),
+            AppError::Conflict { message, .. } | AppError::Rejected { message, .. } => {
+                message.clone()
+            }
             AppError::RateLimited => "too many attempts, retry later".into(),
             AppError::Internal(_) => "internal error".into(),
         }
@@ -132,7 +141,7 @@ impl AppError {
             AppError::Forbidden(_) => code::FORBIDDEN,
             AppError::NotFound { .. } => code::NOT_FOUND,
             AppError::Validation { .. } => code::VALIDATION,
-            AppError::Conflict { code, .. } => code,
+            AppError::Conflict { code, .. } | AppError::Rejected { code, .. } => code,
             AppError::RateLimited => code::RATE_LIMITED,
             AppError::Internal(_) => code::INTERNAL,
         }

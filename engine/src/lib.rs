@@ -9,6 +9,7 @@
 pub mod accounts;
 pub mod app;
 pub mod auth;
+pub mod cart;
 pub mod catalog;
 pub mod cli;
 pub mod companies;

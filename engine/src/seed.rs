@@ -503,6 +503,8 @@ pub async fn seed_demo(services: &Services, progress: bool) -> anyhow::Result<Se
                     .zip(&family.groups)
                     .map(|(i, g)| (g.0.to_owned(), g.2[*i].0.clone()))
                     .collect(),
+                tax_category: "standard".into(),
+                weight_grams: 250,
             });
         }
     }

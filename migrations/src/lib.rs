@@ -11,6 +11,7 @@ mod m20261122_000002_catalog;
 mod m20261122_000003_outbox;
 mod m20261122_000004_accounts;
 mod m20261122_000005_price_lists;
+mod m20261122_000006_carts;
 pub mod rls;
 mod util;
 
@@ -26,6 +27,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261122_000003_outbox::Migration),
             Box::new(m20261122_000004_accounts::Migration),
             Box::new(m20261122_000005_price_lists::Migration),
+            Box::new(m20261122_000006_carts::Migration),
         ]
     }
 }

@@ -44,6 +44,10 @@ pub mod variant {
         pub name: String,
         pub status: String,
         pub version: i64,
+        /// `standard`, `reduced` or `zero` (the tax strategy's category).
+        pub tax_category: String,
+        /// Weight of one unit in grams (shipping).
+        pub weight_grams: i64,
         pub created_at: DateTimeUtc,
         pub updated_at: DateTimeUtc,
     }

@@ -206,6 +206,14 @@ impl Variant {
     async fn sku(&self) -> &str {
         &self.0.sku
     }
+    /// Tax category.
+    async fn tax_category(&self) -> TaxCategory {
+        TaxCategory::from_code(&self.0.tax_category)
+    }
+    /// Weight of one unit in grams.
+    async fn weight_grams(&self) -> Int64 {
+        Int64(self.0.weight_grams)
+    }
     /// Name.
     async fn name(&self) -> &str {
         &self.0.name
@@ -594,6 +602,43 @@ pub struct UpsertVariantInput {
     /// Archive the variant (hide it from storefronts).
     #[graphql(default = false)]
     pub archived: bool,
+    /// Tax category.
+    #[graphql(default_with = "TaxCategory::Standard")]
+    pub tax_category: TaxCategory,
+    /// Weight of one unit in grams (shipping rates by weight).
+    #[graphql(default)]
+    pub weight_grams: Int64,
+}
+
+/// Which tax rate of the destination applies to a variant.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Enum)]
+pub enum TaxCategory {
+    /// The standard rate.
+    Standard,
+    /// The reduced rate.
+    Reduced,
+    /// Zero-rated.
+    Zero,
+}
+
+impl TaxCategory {
+    /// The stored code.
+    pub fn code(self) -> &'static str {
+        match self {
+            TaxCategory::Standard => "standard",
+            TaxCategory::Reduced => "reduced",
+            TaxCategory::Zero => "zero",
+        }
+    }
+
+    /// From the stored code.
+    pub fn from_code(code: &str) -> Self {
+        match code {
+            "reduced" => TaxCategory::Reduced,
+            "zero" => TaxCategory::Zero,
+            _ => TaxCategory::Standard,
+        }
+    }
 }
 
 /// Result of `upsertVariants`: either every variant was written (`errors` empty) or none was
@@ -737,6 +782,8 @@ impl CatalogMutation {
                         .map(|p| (p.currency, p.amount.0))
                         .collect(),
                     options: v.options.into_iter().map(|o| (o.group, o.option)).collect(),
+                    tax_category: v.tax_category.code().to_owned(),
+                    weight_grams: v.weight_grams.0,
                 }
             })
             .collect();

@@ -66,6 +66,9 @@ fn group<K: Hash + Eq + Clone, V>(
 /// Product by id.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct ProductById(pub Uuid);
+/// Variant by id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct VariantById(pub Uuid);
 /// Variants of a product.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct VariantsOfProduct(pub Uuid);
@@ -136,6 +139,31 @@ impl async_graphql::dataloader::Loader<ProductById> for CatalogLoader {
             })
             .await?;
         Ok(rows.into_iter().map(|p| (ProductById(p.id), p)).collect())
+    }
+}
+
+impl async_graphql::dataloader::Loader<VariantById> for CatalogLoader {
+    type Value = variant::Model;
+    type Error = async_graphql::Error;
+
+    async fn load(&self, keys: &[VariantById]) -> LoadResult<VariantById, variant::Model> {
+        let ids = keys_to_ids!(keys);
+        let (tenant, include_archived, backend) =
+            (self.tenant, self.include_archived, self.db.backend());
+        let rows = self
+            .with_tx(|tx| {
+                Box::pin(async move {
+                    let mut q = variant::Entity::find()
+                        .filter(variant::Column::TenantId.eq(tenant.0))
+                        .filter(id_in(backend, (variant::Entity, variant::Column::Id), ids));
+                    if !include_archived {
+                        q = q.filter(variant::Column::Status.eq(ACTIVE));
+                    }
+                    q.all(tx).await
+                })
+            })
+            .await?;
+        Ok(rows.into_iter().map(|v| (VariantById(v.id), v)).collect())
     }
 }
 
@@ -474,6 +502,7 @@ pub fn request_loader(loader: CatalogLoader) -> CatalogDataLoader {
 /// same request read fresh rows.
 pub fn clear(loader: &CatalogDataLoader) {
     loader.clear::<ProductById>();
+    loader.clear::<VariantById>();
     loader.clear::<VariantsOfProduct>();
     loader.clear::<PricesOfVariant>();
     loader.clear::<OptionsOfVariant>();

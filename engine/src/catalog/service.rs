@@ -116,7 +116,16 @@ pub struct VariantUpsert {
     pub prices: Vec<(String, i64)>,
     /// `(option group code, option code)` pairs.
     pub options: Vec<(String, String)>,
+    /// Tax category: `standard`, `reduced` or `zero`.
+    pub tax_category: String,
+    /// Weight of one unit in grams.
+    pub weight_grams: i64,
 }
+
+/// The tax categories variants may have.
+pub const TAX_CATEGORIES: [&str; 3] = ["standard", "reduced", "zero"];
+/// Heaviest unit, in grams (100 t).
+pub const MAX_WEIGHT_GRAMS: i64 = 100_000_000;
 
 /// Result of a bulk upsert: either all variants were written, or none and `errors` says why.
 #[derive(Debug, Clone, Default)]
@@ -801,6 +810,22 @@ impl CatalogService {
             {
                 errors.push(ItemError::new(i, code::VALIDATION, Some("name"), message));
             }
+            if !TAX_CATEGORIES.contains(&item.tax_category.as_str()) {
+                errors.push(ItemError::new(
+                    i,
+                    code::VALIDATION,
+                    Some("taxCategory"),
+                    format!("must be one of {}", TAX_CATEGORIES.join(", ")),
+                ));
+            }
+            if !(0..=MAX_WEIGHT_GRAMS).contains(&item.weight_grams) {
+                errors.push(ItemError::new(
+                    i,
+                    code::VALIDATION,
+                    Some("weightGrams"),
+                    format!("must be between 0 and {MAX_WEIGHT_GRAMS}"),
+                ));
+            }
             let mut prices = Vec::with_capacity(item.prices.len());
             let mut currencies = HashSet::new();
             for (currency, amount) in &item.prices {
@@ -982,6 +1007,8 @@ impl CatalogService {
                 name: Set(item.name.trim().to_owned()),
                 status: Set(if item.archived { ARCHIVED } else { ACTIVE }.to_owned()),
                 version: Set(1),
+                tax_category: Set(item.tax_category.clone()),
+                weight_grams: Set(item.weight_grams),
                 created_at: Set(now),
                 updated_at: Set(now),
             });
@@ -991,6 +1018,8 @@ impl CatalogService {
                 .update_columns([
                     variant::Column::Name,
                     variant::Column::Status,
+                    variant::Column::TaxCategory,
+                    variant::Column::WeightGrams,
                     variant::Column::UpdatedAt,
                 ])
                 .value(

@@ -10,6 +10,7 @@ use async_graphql::{EmptySubscription, MergedObject, Schema};
 use crate::accounts::graphql::{AccountsMutation, AccountsQuery};
 use crate::app::Services;
 use crate::auth::graphql::{AuthMutation, AuthQuery};
+use crate::cart::graphql::{CartMutation, CartQuery};
 use crate::catalog::graphql::{CatalogMutation, CatalogQuery};
 use crate::companies::graphql::{CompaniesMutation, CompaniesQuery};
 use crate::config::GraphqlConfig;
@@ -23,6 +24,7 @@ pub struct QueryRoot(
     AccountsQuery,
     CompaniesQuery,
     PricingQuery,
+    CartQuery,
 );
 
 /// Root mutation: the merge of every module's mutations.
@@ -33,6 +35,7 @@ pub struct MutationRoot(
     AccountsMutation,
     CompaniesMutation,
     PricingMutation,
+    CartMutation,
 );
 
 /// The Vectis schema.

@@ -6,7 +6,7 @@ use vectis_strategies::Money;
 /// A 64-bit signed integer. Serialised as a JSON number; accepted as a number or a string of
 /// digits (for clients whose numbers are doubles). Used for money in minor units, which
 /// exceeds GraphQL's 32-bit `Int` in large B2B orders.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Int64(pub i64);
 
 #[Scalar(name = "Int64")]

@@ -218,8 +218,17 @@ async fn run(
         Ok(caller) => caller,
         Err(response) => return response,
     };
+    let cart_token = headers
+        .get(crate::cart::CART_TOKEN_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .map(|t| crate::cart::CartToken(t.trim().to_owned()));
+    let with_token = |request: async_graphql::Request| match &cart_token {
+        Some(t) => request.data(t.clone()),
+        None => request,
+    };
     let (body, status) = match batch {
         async_graphql::BatchRequest::Single(request) => {
+            let request = with_token(request);
             let response = state.app.execute_from(request, caller, ip).await;
             let status = if format == Format::GraphqlResponseJson && is_request_error(&response) {
                 StatusCode::BAD_REQUEST
@@ -231,6 +240,7 @@ async fn run(
         async_graphql::BatchRequest::Batch(requests) => {
             let mut responses = Vec::with_capacity(requests.len());
             for request in requests {
+                let request = with_token(request);
                 responses.push(state.app.execute_from(request, caller.clone(), ip).await);
             }
             (serde_json::to_string(&responses), StatusCode::OK)

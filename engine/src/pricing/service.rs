@@ -4,7 +4,9 @@ use std::collections::{HashMap, HashSet};
 
 use chrono::{DateTime, Utc};
 use sea_orm::sea_query::Expr;
-use sea_orm::{ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, QueryOrder};
+use sea_orm::{
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder,
+};
 use serde_json::json;
 use uuid::Uuid;
 use vectis_strategies::pricing::{
@@ -90,6 +92,40 @@ pub struct Quote {
     pub errors: Vec<ItemError>,
     /// Sum of the line prices.
     pub subtotal: Money,
+}
+
+/// Who is buying, as pricing and tax see it.
+#[derive(Debug, Clone, Default)]
+pub struct Buyer {
+    /// The customer (none for storefront guests).
+    pub customer: Option<Uuid>,
+    /// Customer group (the customer's, else the company's effective one).
+    pub customer_group: Option<Uuid>,
+    /// The company acted for.
+    pub company: Option<Uuid>,
+    /// The company and its ancestors, nearest first.
+    pub companies: Vec<Uuid>,
+    /// The company location acted in.
+    pub location: Option<crate::companies::entity::location::Model>,
+    /// The location's country (the default ship-to).
+    pub location_country: Option<String>,
+    /// VAT id (the location's, else the company's effective one).
+    pub vat_id: Option<String>,
+    /// Tax exemption (the location's, else the company's effective one).
+    pub tax_exempt: bool,
+}
+
+impl Buyer {
+    /// The pricing context in `currency`, now.
+    pub fn pricing(&self, currency: CurrencyCode) -> PricingContext {
+        PricingContext {
+            currency,
+            customer_group: self.customer_group,
+            companies: self.companies.clone(),
+            location: self.location.as_ref().map(|l| l.id),
+            at: Utc::now().timestamp(),
+        }
+    }
 }
 
 /// The scope of a stored price list.
@@ -372,29 +408,51 @@ impl PricingService {
         Ok(Vec::new())
     }
 
-    /// The pricing context of a caller: customer group, company chain and location.
-    async fn context(&self, caller: &Caller, currency: CurrencyCode) -> AppResult<PricingContext> {
-        let mut ctx = PricingContext {
-            currency,
-            customer_group: None,
-            companies: Vec::new(),
-            location: None,
-            at: Utc::now().timestamp(),
-        };
+    /// Who is buying: customer group, company chain, location and tax status, read in a
+    /// constant number of statements.
+    pub async fn buyer(&self, caller: &Caller) -> AppResult<Buyer> {
+        let mut buyer = Buyer::default();
         if let Principal::Customer { id, membership, .. } = &caller.principal {
-            ctx.customer_group = self
+            buyer.customer = Some(*id);
+            buyer.customer_group = self
                 .accounts
                 .customer(caller.tenant, *id)
                 .await?
                 .and_then(|c| c.customer_group_id);
             if let Some(m) = membership {
                 let view = self.companies.company(caller, m.company_id).await?;
-                ctx.companies = view.ancestry().iter().map(|c| c.id).collect();
-                ctx.customer_group = ctx.customer_group.or(view.effective().customer_group_id);
-                ctx.location = m.location_id;
+                let effective = view.effective();
+                buyer.company = Some(m.company_id);
+                buyer.companies = view.ancestry().iter().map(|c| c.id).collect();
+                buyer.customer_group = buyer.customer_group.or(effective.customer_group_id);
+                buyer.vat_id = effective.vat_id;
+                buyer.tax_exempt = effective.tax_exempt;
+                if let Some(location_id) = m.location_id {
+                    let location = self
+                        .companies
+                        .locations(caller.tenant, vec![m.company_id])
+                        .await?
+                        .into_iter()
+                        .find(|l| l.id == location_id);
+                    if let Some(l) = location {
+                        if l.vat_id.is_some() {
+                            buyer.vat_id = l.vat_id.clone();
+                        }
+                        if let Some(exempt) = l.tax_exempt {
+                            buyer.tax_exempt = exempt;
+                        }
+                        buyer.location_country = Some(l.country_code.clone());
+                        buyer.location = Some(l);
+                    }
+                }
             }
         }
-        Ok(ctx)
+        Ok(buyer)
+    }
+
+    /// The pricing context of a caller: customer group, company chain and location.
+    async fn context(&self, caller: &Caller, currency: CurrencyCode) -> AppResult<PricingContext> {
+        Ok(self.buyer(caller).await?.pricing(currency))
     }
 
     /// Loads what pricing needs for `variants` in three statements.
@@ -404,8 +462,21 @@ impl PricingService {
         variants: Vec<Uuid>,
         currency: CurrencyCode,
     ) -> AppResult<PricingData> {
-        let backend = self.core.db.backend();
         let tx = self.core.db.read(Scope::Tenant(tenant)).await?;
+        let data = self.data_in(&tx, tenant, variants, currency).await?;
+        tx.commit().await?;
+        Ok(data)
+    }
+
+    /// Like [`PricingService::data`], inside the caller's transaction.
+    pub async fn data_in<C: ConnectionTrait>(
+        &self,
+        tx: &C,
+        tenant: TenantId,
+        variants: Vec<Uuid>,
+        currency: CurrencyCode,
+    ) -> AppResult<PricingData> {
+        let backend = self.core.db.backend();
         let bases = base_price::Entity::find()
             .filter(base_price::Column::TenantId.eq(tenant.0))
             .filter(base_price::Column::Currency.eq(currency.to_string()))
@@ -414,12 +485,12 @@ impl PricingService {
                 (base_price::Entity, base_price::Column::VariantId),
                 variants.clone(),
             ))
-            .all(&tx)
+            .all(tx)
             .await?;
         let lists = price_list::Entity::find()
             .filter(price_list::Column::TenantId.eq(tenant.0))
             .filter(price_list::Column::Currency.eq(currency.to_string()))
-            .all(&tx)
+            .all(tx)
             .await?;
         let list_ids: Vec<Uuid> = lists.iter().map(|l| l.id).collect();
         let tiers = if list_ids.is_empty() {
@@ -443,10 +514,9 @@ impl PricingService {
                     ),
                     list_ids,
                 ))
-                .all(&tx)
+                .all(tx)
                 .await?
         };
-        tx.commit().await?;
         let mut data = PricingData::default();
         for b in bases {
             data.base_prices

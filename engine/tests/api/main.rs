@@ -4,6 +4,7 @@
 mod accounts;
 mod api_keys;
 mod auth;
+mod cart;
 mod catalog;
 mod companies;
 mod events;

@@ -18,7 +18,20 @@ const PUBLIC: &[&str] = &[
     "acceptCompanyInvitation",
 ];
 /// Mutations a storefront key alone may call.
-const STOREFRONT: &[&str] = &["registerCustomer", "requestPasswordReset"];
+/// (Carts belong to customers and storefront guests.)
+const STOREFRONT: &[&str] = &[
+    "registerCustomer",
+    "requestPasswordReset",
+    "addCartLines",
+    "updateCartLines",
+    "removeCartLines",
+    "clearCart",
+    "quickOrder",
+    "applyCoupon",
+    "removeCoupon",
+    "setShippingAddress",
+    "setShippingMethod",
+];
 
 const INTROSPECTION: &str = r#"{ __schema {
     mutationType { fields { name args { name type { ...T } } type { ...T } } }

@@ -1,9 +1,7 @@
 use serde_json::{Value, json};
-use vectis_engine::auth::{Caller, Permission};
+use vectis_engine::auth::Permission;
 
-use crate::support::{
-    PASSWORD, TestApp, caller_of, create_product, error_code, last_event, upsert, variant,
-};
+use crate::support::{TestApp, buyer, create_product, error_code, upsert, variant};
 
 const CREATE_LIST: &str = "mutation($input: CreatePriceListInput!) { createPriceList(input: $input) { id scope priority } }";
 const SET: &str = "mutation($l: ID!, $p: [PriceListPriceInput!]!) { setPriceListPrices(priceListId: $l, prices: $p) { applied errors { index code field } } }";
@@ -16,43 +14,6 @@ async fn list(t: &TestApp, input: Value) -> String {
         .ok(Some(&t.a.admin), CREATE_LIST, json!({ "input": input }))
         .await;
     data["createPriceList"]["id"].as_str().unwrap().to_owned()
-}
-
-/// A company `Acme` with a buyer; returns the company id and the buyer's caller.
-async fn buyer(t: &TestApp) -> (String, Caller) {
-    let data = t
-        .ok(
-            Some(&t.a.admin),
-            "mutation { createCompany(input: { name: \"Acme\" }) { id } }",
-            json!({}),
-        )
-        .await;
-    let company = data["createCompany"]["id"].as_str().unwrap().to_owned();
-    t.ok(
-        Some(&t.a.admin),
-        "mutation($c: ID!) { inviteCompanyUser(companyId: $c, email: \"buyer@acme.test\", roles: [\"buyer\"]) { id } }",
-        json!({ "c": company }),
-    )
-    .await;
-    let token = last_event(t, "vectis.company.user_invited").await["token"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let data = t
-        .ok(
-            None,
-            "mutation($t: String!, $p: String) { acceptCompanyInvitation(token: $t, password: $p, firstName: \"B\", lastName: \"Uyer\") { accessToken } }",
-            json!({ "t": token, "p": PASSWORD }),
-        )
-        .await;
-    let caller = caller_of(
-        t,
-        data["acceptCompanyInvitation"]["accessToken"]
-            .as_str()
-            .unwrap(),
-    )
-    .await;
-    (company, caller)
 }
 
 fn tiers(pairs: &[(i64, i64)]) -> Value {

@@ -47,6 +47,8 @@ async fn seed_catalog(t: &TestApp, products: usize) {
                 archived: false,
                 prices: vec![("EUR".into(), 100), ("USD".into(), 110)],
                 options: vec![("size".into(), (*size).into())],
+                tax_category: "standard".into(),
+                weight_grams: 100,
             });
         }
     }

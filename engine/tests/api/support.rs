@@ -356,3 +356,45 @@ pub async fn customer_login(
     )
     .await
 }
+
+/// A company `Acme` with a buyer; returns the company id and the buyer's caller.
+pub async fn buyer(t: &TestApp) -> (String, Caller) {
+    let data = t
+        .ok(
+            Some(&t.a.admin),
+            "mutation { createCompany(input: { name: \"Acme\" }) { id } }",
+            json!({}),
+        )
+        .await;
+    let company = data["createCompany"]["id"].as_str().unwrap().to_owned();
+    let caller = company_user(t, &company, "buyer@acme.test", "buyer").await;
+    (company, caller)
+}
+
+/// Invites `email` with `role` to `company`, accepts, and returns the user's caller.
+pub async fn company_user(t: &TestApp, company: &str, email: &str, role: &str) -> Caller {
+    t.ok(
+        Some(&t.a.admin),
+        "mutation($c: ID!, $e: String!, $r: String!) { inviteCompanyUser(companyId: $c, email: $e, roles: [$r]) { id } }",
+        json!({ "c": company, "e": email, "r": role }),
+    )
+    .await;
+    let token = last_event(t, "vectis.company.user_invited").await["token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let data = t
+        .ok(
+            None,
+            "mutation($t: String!, $p: String) { acceptCompanyInvitation(token: $t, password: $p, firstName: \"B\", lastName: \"Uyer\") { accessToken } }",
+            json!({ "t": token, "p": PASSWORD }),
+        )
+        .await;
+    caller_of(
+        t,
+        data["acceptCompanyInvitation"]["accessToken"]
+            .as_str()
+            .unwrap(),
+    )
+    .await
+}
