@@ -58,7 +58,7 @@ fn lines(skus: &[&str], quantity: i64) -> Value {
     )
 }
 
-async fn add(t: &TestApp, caller: &Caller, l: Value, partial: bool) -> Value {
+pub async fn add(t: &TestApp, caller: &Caller, l: Value, partial: bool) -> Value {
     t.ok(Some(caller), &add_query(), json!({ "l": l, "p": partial }))
         .await["addCartLines"]
         .clone()

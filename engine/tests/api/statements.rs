@@ -108,3 +108,72 @@ async fn upserting_variants_runs_the_same_statements_for_10_and_1000_items() {
     let large = run(1000, "L").await;
     assert_eq!(small, large);
 }
+
+const CART_READ: &str = "{ cart { lineCount totals { subtotal { amount } tax { amount } total { amount } }
+    lines(first: 10000) { totalCount edges { node { id quantity unitPrice { amount } linePrice { amount }
+      tax { amount } taxLines { label amount { amount } } priceSource { kind }
+      variant { sku name prices { amount currency } product { name } } } } } } }";
+
+#[tokio::test]
+async fn adding_and_reading_cart_lines_runs_the_same_statements_for_10_1000_and_5000_lines() {
+    let t = TestApp::new().await;
+    let skus = crate::cart::catalog(&t, 6_012, 125).await;
+    let (_, buyer) = crate::support::buyer(&t).await;
+    let add = "mutation($l: [CartLineInput!]!) { addCartLines(lines: $l) { applied cart { lineCount } } }";
+    let mut added = Vec::new();
+    let mut read = Vec::new();
+    let mut offset = 1;
+    // The cart exists before the measured calls (its creation costs two statements more).
+    t.ok(
+        Some(&buyer),
+        add,
+        json!({ "l": [{ "sku": skus[0], "quantity": 1 }] }),
+    )
+    .await;
+    for n in [10, 1_000, 5_000] {
+        let lines: Vec<Value> = skus[offset..offset + n]
+            .iter()
+            .map(|s| json!({ "sku": s, "quantity": 3 }))
+            .collect();
+        offset += n;
+        let before = t.statements();
+        let response = t.gql(Some(&buyer), add, json!({ "l": lines })).await;
+        added.push(t.statements() - before);
+        assert_eq!(
+            response["data"]["addCartLines"]["applied"], true,
+            "{response}"
+        );
+        let before = t.statements();
+        let data = t.ok(Some(&buyer), CART_READ, json!({})).await;
+        read.push(t.statements() - before);
+        let edges = data["cart"]["lines"]["edges"].as_array().unwrap();
+        assert_eq!(edges.len(), offset, "the whole cart");
+        assert_eq!(
+            edges[offset - 1]["node"]["variant"]["product"]["name"],
+            "Bolts"
+        );
+        assert_eq!(
+            edges[offset - 1]["node"]["variant"]["prices"][0]["amount"],
+            125
+        );
+    }
+    assert_eq!(offset, 6_011, "the cart ends with 6,011 lines");
+    assert!(
+        added.windows(2).all(|w| w[0] == w[1]),
+        "adding 10, 1,000 and 5,000 lines (to carts of 1, 11 and 1,011 lines): {added:?}"
+    );
+    assert!(
+        read.windows(2).all(|w| w[0] == w[1]),
+        "reading carts of 11, 1,011 and 6,011 lines: {read:?}"
+    );
+    // Adding one line to the 6,011-line cart costs what adding lines to a small cart does.
+    let before = t.statements();
+    t.ok(
+        Some(&buyer),
+        add,
+        json!({ "l": [{ "sku": skus[6_011], "quantity": 1 }] }),
+    )
+    .await;
+    assert_eq!(t.statements() - before, added[0]);
+    println!("statements: add {added:?}, read {read:?}");
+}
