@@ -16,6 +16,7 @@ use crate::companies::CompaniesService;
 use crate::config::Config;
 use crate::db::Db;
 use crate::events::{Core, EventBus};
+use crate::graphql::limits::QueryLimits;
 use crate::graphql::{VectisSchema, build_schema};
 use crate::pricing::PricingService;
 use crate::tenancy::TenantService;
@@ -103,6 +104,8 @@ pub struct App {
     pub services: Services,
     /// The GraphQL schema.
     pub schema: VectisSchema,
+    /// Alias and field limits, checked before execution.
+    pub limits: QueryLimits,
 }
 
 impl App {
@@ -123,10 +126,15 @@ impl App {
     pub fn with_strategies(config: Config, db: Db, strategies: Strategies) -> App {
         let services = Services::with_strategies(db, &config, strategies);
         let schema = build_schema(services.clone(), &config.graphql);
+        let limits = QueryLimits {
+            max_aliases: config.graphql.max_aliases,
+            max_fields: config.graphql.max_fields,
+        };
         App {
             config: Arc::new(config),
             services,
             schema,
+            limits,
         }
     }
 
@@ -170,9 +178,7 @@ impl App {
         request: async_graphql::Request,
         caller: Option<Caller>,
     ) -> async_graphql::Response {
-        self.schema
-            .execute(self.prepare(request, caller, None))
-            .await
+        self.execute_from(request, caller, None).await
     }
 
     /// Executes one GraphQL request as `caller` from client address `ip`.
@@ -182,6 +188,10 @@ impl App {
         caller: Option<Caller>,
         ip: Option<ClientIp>,
     ) -> async_graphql::Response {
+        let mut request = request;
+        if let Err(err) = self.limits.check(&mut request) {
+            return async_graphql::Response::from_errors(vec![err]);
+        }
         self.schema.execute(self.prepare(request, caller, ip)).await
     }
 }

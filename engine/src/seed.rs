@@ -554,6 +554,7 @@ pub async fn seed_demo(services: &Services, progress: bool) -> anyhow::Result<Se
     bar.finish_and_clear();
     let acme = seed_accounts(services, &caller).await?;
     seed_price_lists(services, &caller, acme, contract_skus, wholesale_skus).await?;
+    seed_coupons(services, &caller).await?;
     report.tenant = Some(tenant);
     Ok(report)
 }
@@ -842,6 +843,60 @@ fn percent(base: i64, pct: i64) -> i64 {
 
 /// A contract price list for Acme Construction (hex bolts M8 and M10: 5 % off, 10 % from 100,
 /// 15 % from 1,000) and a wholesale list (hex nuts: 3 % off, 8 % from 500).
+/// Demo coupons: `WELCOME10` (10 % from 100 EUR) and `BULK500` (500 EUR off from 10,000 EUR).
+async fn seed_coupons(services: &Services, caller: &Caller) -> anyhow::Result<()> {
+    let existing = services.cart.coupons(caller).await?;
+    let coupons = [
+        (
+            "WELCOME10",
+            "Welcome: 10 % off from 100 EUR",
+            Some(1000),
+            None,
+            10_000,
+        ),
+        (
+            "BULK500",
+            "500 EUR off orders from 10,000 EUR",
+            None,
+            Some(50_000),
+            1_000_000,
+        ),
+    ];
+    for (code, name, percent_bp, amount_off, min_order) in coupons {
+        if existing.iter().any(|c| c.code == code) {
+            continue;
+        }
+        services
+            .cart
+            .create_coupon(
+                caller,
+                demo_coupon(code, name, percent_bp, amount_off, min_order),
+            )
+            .await?;
+    }
+    Ok(())
+}
+
+fn demo_coupon(
+    code: &str,
+    name: &str,
+    percent_bp: Option<i32>,
+    amount_off: Option<i64>,
+    min_order: i64,
+) -> crate::cart::service::NewCoupon {
+    crate::cart::service::NewCoupon {
+        code: code.into(),
+        name: name.into(),
+        percent_bp,
+        amount_off,
+        currency: "EUR".into(),
+        min_order: Some(min_order),
+        valid_from: None,
+        valid_until: None,
+        active: true,
+    }
+}
+
 async fn seed_price_lists(
     services: &Services,
     caller: &Caller,

@@ -2,8 +2,8 @@
 //!
 //! **What it decides.** Which of the cart's coupons apply and the discount each gives.
 //!
-//! **When it is called.** Once per cart operation, after pricing, with the line amounts and
-//! the coupons the buyer applied (loaded by the engine in one go).
+//! **When it is called.** Once per cart operation, after pricing, with the cart's amounts per
+//! tax category and the coupons the buyer applied (loaded by the engine in one go).
 //!
 //! **Performance budget.** Pure computation; linear in lines, a 10,000-line cart in well
 //! under a millisecond.
@@ -95,7 +95,9 @@ pub trait PromotionStrategy: Send + Sync {
         coupon: &Coupon,
     ) -> Result<(), CouponRejection>;
 
-    /// The adjustments of the applied coupons, given all line amounts.
+    /// The adjustments of the applied coupons, given the cart's amounts. The engine passes one
+    /// amount per tax category (the sums of the line prices), so that a one-line change never
+    /// reads the whole cart; their sum is the subtotal.
     fn adjust(
         &self,
         ctx: &PromotionContext,

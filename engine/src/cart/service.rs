@@ -692,7 +692,8 @@ impl CartService {
             event_type,
             ..
         } = work;
-        if !errors.is_empty() && !partial {
+        let nothing_valid = upserts.is_empty() && deletes.is_empty() && !delete_all;
+        if !errors.is_empty() && (!partial || nothing_valid) {
             // Dropping the unit of work rolls everything back, a cart created now included.
             let mut errors = errors;
             errors.sort_by_key(|e| e.index);
@@ -789,9 +790,14 @@ impl CartService {
             created_at: Set(now),
             updated_at: Set(now),
         };
-        Ok(order::Entity::insert(model)
+        order::Entity::insert(model)
             .exec_with_returning(uow.tx())
-            .await?)
+            .await
+            .map_err(crate::db::conflict(
+                "uq_orders_tenant_cart_key",
+                "orders.tenant_id, orders.cart_key",
+                "the cart was created concurrently; retry",
+            ))
     }
 
     /// The tax context of a cart for a buyer.
@@ -1336,15 +1342,26 @@ impl Work<'_> {
         if ids.is_empty() && skus.is_empty() {
             return Ok(Vec::new());
         }
-        let by_id = id_in(backend, (variant::Entity, variant::Column::Id), ids);
-        let by_sku = if backend == DbBackend::Postgres {
-            Expr::col((variant::Entity, variant::Column::Sku)).eq(PgFunc::any(Expr::val(skus)))
-        } else {
-            Expr::col((variant::Entity, variant::Column::Sku)).is_in(skus)
+        // Only the non-empty side is queried: `id = ANY(…) OR sku = ANY(…)` can keep the
+        // planner from using either index, and an array scan per row is quadratic.
+        let by_id =
+            (!ids.is_empty()).then(|| id_in(backend, (variant::Entity, variant::Column::Id), ids));
+        let by_sku = (!skus.is_empty()).then(|| {
+            let column = Expr::col((variant::Entity, variant::Column::Sku));
+            if backend == DbBackend::Postgres {
+                column.eq(PgFunc::any(Expr::val(skus)))
+            } else {
+                column.is_in(skus)
+            }
+        });
+        let condition = match (by_id, by_sku) {
+            (Some(a), Some(b)) => a.or(b),
+            (Some(a), None) | (None, Some(a)) => a,
+            (None, None) => return Ok(Vec::new()),
         };
         Ok(variant::Entity::find()
             .filter(variant::Column::TenantId.eq(self.uow.tenant().0))
-            .filter(by_id.or(by_sku))
+            .filter(condition)
             .all(self.uow.tx())
             .await?)
     }

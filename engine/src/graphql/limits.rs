@@ -1,35 +1,22 @@
 //! Document limits beyond async-graphql's depth limit: aliases and total field selections
 //! (fragments expanded), checked right after parsing so oversized documents never execute.
+//!
+//! The check runs on the request before execution (`App::execute_from`), not as a schema
+//! extension: with any extension registered, async-graphql routes every field resolution
+//! through the extension chain, which costs more than the resolvers of a 10,000-line cart.
 
 use std::collections::HashMap;
-use std::sync::Arc;
 
-use async_graphql::extensions::{Extension, ExtensionContext, ExtensionFactory, NextParseQuery};
-use async_graphql::parser::types::{
-    ExecutableDocument, FragmentDefinition, Selection, SelectionSet,
-};
-use async_graphql::{Name, Positioned, ServerError, ServerResult, Variables};
+use async_graphql::parser::types::{FragmentDefinition, Selection, SelectionSet};
+use async_graphql::{Name, Positioned, Request, ServerError};
 
-/// The limits extension.
+/// The alias and field limits.
+#[derive(Debug, Clone, Copy)]
 pub struct QueryLimits {
     /// Most aliases.
     pub max_aliases: usize,
     /// Most field selections after fragment expansion.
     pub max_fields: usize,
-}
-
-impl ExtensionFactory for QueryLimits {
-    fn create(&self) -> Arc<dyn Extension> {
-        Arc::new(QueryLimitsExtension {
-            max_aliases: self.max_aliases,
-            max_fields: self.max_fields,
-        })
-    }
-}
-
-struct QueryLimitsExtension {
-    max_aliases: usize,
-    max_fields: usize,
 }
 
 #[derive(Default)]
@@ -95,16 +82,13 @@ fn limit_error(message: String) -> ServerError {
     err
 }
 
-#[async_trait::async_trait]
-impl Extension for QueryLimitsExtension {
-    async fn parse_query(
-        &self,
-        ctx: &ExtensionContext<'_>,
-        query: &str,
-        variables: &Variables,
-        next: NextParseQuery<'_>,
-    ) -> ServerResult<ExecutableDocument> {
-        let document = next.run(ctx, query, variables).await?;
+impl QueryLimits {
+    /// Parses the request (keeping the parsed document for execution) and checks the limits.
+    /// A document that does not parse passes: execution reports the syntax error.
+    pub fn check(&self, request: &mut Request) -> Result<(), ServerError> {
+        let Ok(document) = request.parsed_query() else {
+            return Ok(());
+        };
         let mut counts = Counts::default();
         for (_, operation) in document.operations.iter() {
             count(
@@ -127,6 +111,6 @@ impl Extension for QueryLimitsExtension {
                 self.max_fields
             )));
         }
-        Ok(document)
+        Ok(())
     }
 }

@@ -41,7 +41,8 @@ pub struct MutationRoot(
 /// The Vectis schema.
 pub type VectisSchema = Schema<QueryRoot, MutationRoot, EmptySubscription>;
 
-/// Builds the schema over `services` with the configured limits.
+/// Builds the schema over `services` with the configured depth limit (aliases and fields are
+/// checked per request by [`limits::QueryLimits`], see `App::execute_from`).
 pub fn build_schema(services: Services, limits: &GraphqlConfig) -> VectisSchema {
     Schema::build(
         QueryRoot::default(),
@@ -50,10 +51,6 @@ pub fn build_schema(services: Services, limits: &GraphqlConfig) -> VectisSchema 
     )
     .data(services)
     .limit_depth(limits.max_depth)
-    .extension(limits::QueryLimits {
-        max_aliases: limits.max_aliases,
-        max_fields: limits.max_fields,
-    })
     .finish()
 }
 

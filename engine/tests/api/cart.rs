@@ -180,6 +180,13 @@ async fn one_bad_item_among_many_changes_nothing_unless_partial() {
     let read = t.ok(Some(&buyer), "{ cart { id } }", json!({})).await;
     assert!(read["cart"].is_null());
 
+    let only_bad = add(&t, &buyer, json!([{ "sku": "NOPE", "quantity": 1 }]), true).await;
+    assert_eq!(
+        only_bad["applied"], false,
+        "partial with nothing valid applies nothing"
+    );
+    assert_eq!(t.outbox_count().await, before);
+
     let out = add(&t, &buyer, Value::Array(input), true).await;
     assert_eq!(out["applied"], true);
     assert_eq!(out["errors"].as_array().unwrap().len(), 6);

@@ -1,0 +1,345 @@
+//! `loadgen`: drives a running Vectis server over HTTP and measures large carts and the
+//! catalog under concurrency.
+//!
+//! ```text
+//! cargo run --release -p vectis-benches --bin loadgen -- [URL] [--prepare] [--catalog-only] [--duration SECS] [--reads N]
+//! ```
+//!
+//! `--prepare` only creates the bench catalog and exits: on PostgreSQL, let statistics catch
+//! up before measuring (`ANALYZE`, or a minute for autovacuum), as after any bulk import.
+//!
+//! URL defaults to `http://127.0.0.1:8080/graphql`; the server must run with `--demo` (the
+//! tool logs in as `admin@vectis.demo` to create a 10,000-variant bench product once and uses
+//! the demo storefront key `demo-storefront-key` for guest carts).
+//!
+//! Scenarios: a 1,000-line cart built in one mutation and in chunks of 100; the full cart
+//! read 30 times after 5 warm-ups; one line added to a 1,000-line cart; the same at 10,000
+//! lines; `products(first: 20)` with variants and prices under 16 and 64 connections for
+//! 20 s each. Each scenario prints a line; the last line is all results as JSON
+//! (milliseconds: min, p50, p95; requests/s for the catalog).
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::client::conn::http1::SendRequest;
+use hyper::{Request, header};
+use hyper_util::rt::TokioIo;
+use serde_json::{Value, json};
+use tokio::net::TcpStream;
+
+const STOREFRONT_KEY: &str = "demo-storefront-key";
+const BENCH_SKUS: usize = 11_000;
+
+struct Target {
+    addr: SocketAddr,
+    host: String,
+    path: String,
+}
+
+/// One keep-alive HTTP/1.1 connection.
+struct Client {
+    sender: SendRequest<Full<Bytes>>,
+    host: String,
+    path: String,
+}
+
+impl Client {
+    async fn connect(target: &Target) -> Client {
+        let stream = TcpStream::connect(target.addr).await.expect("connect");
+        stream.set_nodelay(true).expect("nodelay");
+        let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+            .await
+            .expect("handshake");
+        tokio::spawn(conn);
+        Client {
+            sender,
+            host: target.host.clone(),
+            path: target.path.clone(),
+        }
+    }
+
+    /// Posts a GraphQL request and returns the parsed response; panics on HTTP or GraphQL
+    /// errors (a benchmark of failing requests measures nothing).
+    async fn gql(&mut self, headers: &[(&str, &str)], query: &str, variables: Value) -> Value {
+        let body = json!({ "query": query, "variables": variables }).to_string();
+        let mut request = Request::post(&self.path)
+            .header(header::HOST, &self.host)
+            .header(header::CONTENT_TYPE, "application/json")
+            .header("x-vectis-storefront-key", STOREFRONT_KEY);
+        for (k, v) in headers {
+            request = request.header(*k, *v);
+        }
+        let request = request.body(Full::new(Bytes::from(body))).expect("request");
+        self.sender.ready().await.expect("connection ready");
+        let response = self.sender.send_request(request).await.expect("send");
+        let status = response.status();
+        let bytes = response
+            .into_body()
+            .collect()
+            .await
+            .expect("body")
+            .to_bytes();
+        let value: Value = serde_json::from_slice(&bytes)
+            .unwrap_or_else(|_| panic!("HTTP {status}: {}", String::from_utf8_lossy(&bytes)));
+        if value.get("errors").is_some() {
+            panic!("GraphQL errors: {}", short(&value));
+        }
+        value["data"].clone()
+    }
+}
+
+fn parse_url(url: &str) -> Target {
+    let rest = url
+        .strip_prefix("http://")
+        .expect("the URL must start with http://");
+    let (host, path) = match rest.find('/') {
+        Some(i) => (&rest[..i], &rest[i..]),
+        None => (rest, "/graphql"),
+    };
+    let addr = std::net::ToSocketAddrs::to_socket_addrs(host)
+        .expect("resolve")
+        .next()
+        .expect("an address");
+    Target {
+        addr,
+        host: host.to_owned(),
+        path: path.to_owned(),
+    }
+}
+
+/// The start of a response, for error messages.
+fn short(value: &Value) -> String {
+    value.to_string().chars().take(400).collect()
+}
+
+/// min, p50, p95 in milliseconds.
+fn stats(samples: &mut [Duration]) -> Value {
+    samples.sort();
+    let ms = |d: Duration| (d.as_secs_f64() * 1000.0 * 100.0).round() / 100.0;
+    let at = |q: f64| samples[((samples.len() as f64 - 1.0) * q).round() as usize];
+    json!({ "n": samples.len(), "min": ms(samples[0]), "p50": ms(at(0.5)), "p95": ms(at(0.95)) })
+}
+
+fn sku(i: usize) -> String {
+    format!("LOADGEN-{i:05}")
+}
+
+fn lines(range: std::ops::Range<usize>) -> Value {
+    Value::Array(
+        range
+            .map(|i| json!({ "sku": sku(i), "quantity": 1 + (i % 7) as i64 }))
+            .collect(),
+    )
+}
+
+const ADD: &str = "mutation($l: [CartLineInput!]!) { addCartLines(lines: $l) { applied cartToken errors { index code } cart { lineCount totals { total { amount } } } } }";
+const READ: &str = "{ cart { lineCount totals { subtotal { amount } discounts { amount } shipping { amount } tax { amount } total { amount currency } }
+  lines(first: 10000) { edges { node { id quantity unitPrice { amount currency } linePrice { amount currency }
+    taxLines { label rateBasisPoints amount { amount } } variant { sku name product { name } } } } } } }";
+const CATALOG: &str = "{ products(first: 20) { edges { node { id name variants { sku name prices { amount currency } } } } } }";
+
+/// Creates the bench product with `BENCH_SKUS` variants unless it exists.
+async fn ensure_catalog(client: &mut Client) {
+    let found = client
+        .gql(
+            &[],
+            "query($s: [String!]!) { variantsBySku(skus: $s) { sku } }",
+            json!({ "s": [sku(BENCH_SKUS - 1)] }),
+        )
+        .await;
+    if found["variantsBySku"][0]["sku"].is_string() {
+        return;
+    }
+    let login = client
+        .gql(
+            &[],
+            "mutation { login(tenant: \"demo\", email: \"admin@vectis.demo\", password: \"vectis-demo\") { accessToken } }",
+            json!({}),
+        )
+        .await;
+    let bearer = format!("Bearer {}", login["login"]["accessToken"].as_str().unwrap());
+    let auth = [("authorization", bearer.as_str())];
+    let product = client
+        .gql(
+            &auth,
+            "mutation { createProduct(input: { name: \"Loadgen hex bolts\", description: \"bench catalog\" }) { id } }",
+            json!({}),
+        )
+        .await["createProduct"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    for chunk in (0..BENCH_SKUS).collect::<Vec<_>>().chunks(5_000) {
+        let items: Vec<Value> = chunk
+            .iter()
+            .map(|i| {
+                json!({ "productId": product, "sku": sku(*i), "name": format!("Hex bolt {i}"),
+                        "prices": [{ "currency": "EUR", "amount": 10 + (*i as i64 % 500) }],
+                        "weightGrams": 20 })
+            })
+            .collect();
+        let out = client
+            .gql(
+                &auth,
+                "mutation($i: [UpsertVariantInput!]!) { upsertVariants(input: $i) { applied errors { index message } } }",
+                json!({ "i": items }),
+            )
+            .await;
+        assert_eq!(out["upsertVariants"]["applied"], true, "{}", short(&out));
+    }
+}
+
+/// Builds a guest cart of `lines` in chunks of `chunk`; returns the token and each call's time.
+async fn build(client: &mut Client, size: usize, chunk: usize) -> (String, Vec<Duration>) {
+    let mut token: Option<String> = None;
+    let mut times = Vec::new();
+    let mut start = 0;
+    while start < size {
+        let end = (start + chunk).min(size);
+        let headers: Vec<(&str, &str)> = token
+            .as_deref()
+            .map(|t| vec![("x-vectis-cart-token", t)])
+            .unwrap_or_default();
+        let t0 = Instant::now();
+        let out = client
+            .gql(&headers, ADD, json!({ "l": lines(start..end) }))
+            .await;
+        times.push(t0.elapsed());
+        assert_eq!(out["addCartLines"]["applied"], true, "{}", short(&out));
+        if token.is_none() {
+            token = out["addCartLines"]["cartToken"].as_str().map(str::to_owned);
+        }
+        start = end;
+    }
+    (token.expect("a cart token"), times)
+}
+
+async fn read(client: &mut Client, token: &str, expected: usize, reads: usize) -> Vec<Duration> {
+    let headers = [("x-vectis-cart-token", token)];
+    let mut times = Vec::new();
+    for i in 0..reads + 5 {
+        let t0 = Instant::now();
+        let out = client.gql(&headers, READ, json!({})).await;
+        let elapsed = t0.elapsed();
+        let got = out["cart"]["lines"]["edges"].as_array().map(Vec::len);
+        assert_eq!(got, Some(expected));
+        if i >= 5 {
+            times.push(elapsed);
+        }
+    }
+    times
+}
+
+async fn add_one(client: &mut Client, token: &str, from: usize, n: usize) -> Vec<Duration> {
+    let headers = [("x-vectis-cart-token", token)];
+    let mut times = Vec::new();
+    for i in from..from + n {
+        let t0 = Instant::now();
+        let out = client
+            .gql(&headers, ADD, json!({ "l": lines(i..i + 1) }))
+            .await;
+        times.push(t0.elapsed());
+        assert_eq!(out["addCartLines"]["applied"], true);
+    }
+    times
+}
+
+async fn catalog(target: &Target, connections: usize, duration: Duration) -> Value {
+    let deadline = Instant::now() + duration;
+    let mut workers = Vec::new();
+    for _ in 0..connections {
+        let mut client = Client::connect(target).await;
+        workers.push(tokio::spawn(async move {
+            let mut times = Vec::new();
+            while Instant::now() < deadline {
+                let t0 = Instant::now();
+                let out = client.gql(&[], CATALOG, json!({})).await;
+                times.push(t0.elapsed());
+                assert!(out["products"]["edges"].is_array());
+            }
+            times
+        }));
+    }
+    let started = Instant::now();
+    let mut all = Vec::new();
+    for w in workers {
+        all.extend(w.await.expect("worker"));
+    }
+    let elapsed = started.elapsed().as_secs_f64().max(duration.as_secs_f64());
+    let mut s = stats(&mut all);
+    s["connections"] = json!(connections);
+    s["requestsPerSecond"] = json!((all.len() as f64 / elapsed).round());
+    s
+}
+
+#[tokio::main]
+async fn main() {
+    let mut args = std::env::args().skip(1);
+    let mut url = "http://127.0.0.1:8080/graphql".to_owned();
+    let mut duration = 20;
+    let mut reads = 30;
+    let mut prepare_only = false;
+    let mut catalog_only = false;
+    while let Some(arg) = args.next() {
+        match arg.as_str() {
+            "--prepare" => prepare_only = true,
+            "--catalog-only" => catalog_only = true,
+            "--duration" => {
+                duration = args
+                    .next()
+                    .and_then(|v| v.parse().ok())
+                    .expect("--duration SECS")
+            }
+            "--reads" => reads = args.next().and_then(|v| v.parse().ok()).expect("--reads N"),
+            other => url = other.to_owned(),
+        }
+    }
+    let target = parse_url(&url);
+    let mut client = Client::connect(&target).await;
+    ensure_catalog(&mut client).await;
+    if prepare_only {
+        println!("bench catalog ready ({BENCH_SKUS} variants)");
+        return;
+    }
+    let mut results = serde_json::Map::new();
+    let mut report = |name: &str, value: Value| {
+        println!("{name}: {value}");
+        results.insert(name.to_owned(), value);
+    };
+
+    let sizes: &[usize] = if catalog_only { &[] } else { &[1_000, 10_000] };
+    for &size in sizes {
+        let reps = if size == 1_000 { 10 } else { 3 };
+        let mut one = Vec::new();
+        let mut token = String::new();
+        for _ in 0..reps {
+            let (t, times) = build(&mut client, size, size).await;
+            one.extend(times);
+            token = t;
+        }
+        report(&format!("add_{size}_lines_one_mutation"), stats(&mut one));
+        let (_, mut chunks) = build(&mut client, size, 100).await;
+        let total: Duration = chunks.iter().sum();
+        let mut s = stats(&mut chunks);
+        s["totalMs"] = json!((total.as_secs_f64() * 1000.0).round());
+        report(&format!("add_{size}_lines_in_chunks_of_100"), s);
+        report(
+            &format!("read_{size}_line_cart"),
+            stats(&mut read(&mut client, &token, size, reads).await),
+        );
+        // A cart holds at most 10,000 lines, so the one-line add runs on the 1,000-line cart.
+        if size < 10_000 {
+            report(
+                &format!("add_one_line_to_{size}_line_cart"),
+                stats(&mut add_one(&mut client, &token, size, reads).await),
+            );
+        }
+    }
+    for connections in [16, 64] {
+        let s = catalog(&target, connections, Duration::from_secs(duration)).await;
+        report(&format!("catalog_products_first_20_at_{connections}"), s);
+    }
+    println!("{}", Value::Object(results));
+}
