@@ -106,6 +106,8 @@ pub struct App {
     pub schema: VectisSchema,
     /// Alias and field limits, checked before execution.
     pub limits: QueryLimits,
+    /// Anonymous catalog responses.
+    pub response_cache: Arc<crate::http::cache::ResponseCache>,
 }
 
 impl App {
@@ -130,11 +132,16 @@ impl App {
             max_aliases: config.graphql.max_aliases,
             max_fields: config.graphql.max_fields,
         };
+        let response_cache = Arc::new(crate::http::cache::ResponseCache::new(
+            std::time::Duration::from_secs(config.http.catalog_cache_ttl_secs),
+            10_000,
+        ));
         App {
             config: Arc::new(config),
             services,
             schema,
             limits,
+            response_cache,
         }
     }
 

@@ -89,6 +89,8 @@ pub struct HttpConfig {
     pub body_limit_bytes: usize,
     /// Serve GraphiQL to browsers on `GET /graphql`.
     pub graphiql: bool,
+    /// Seconds an anonymous catalog response stays cached (0 disables; see `http::cache`).
+    pub catalog_cache_ttl_secs: u64,
 }
 
 impl Default for HttpConfig {
@@ -97,6 +99,7 @@ impl Default for HttpConfig {
             listen: "127.0.0.1:8080".into(),
             body_limit_bytes: 8 * 1024 * 1024,
             graphiql: true,
+            catalog_cache_ttl_secs: 30,
         }
     }
 }

@@ -15,6 +15,7 @@ use super::service::{
 };
 use crate::accounts::graphql::PostalAddressInput;
 use crate::auth::Permission;
+use crate::catalog::entity::variant;
 use crate::catalog::graphql::{IdCursor, Variant, parse_id, prefetch_variants};
 use crate::catalog::loader::VariantById;
 use crate::error::{AppError, ItemError};
@@ -227,27 +228,32 @@ impl Cart {
             .transpose()
             .map_err(|m| AppError::validation("after", m))?
             .map(|c| c.0);
-        let mut lines = if first == 0 {
-            Vec::new()
-        } else {
-            services(ctx)
-                .cart
-                .lines(caller.tenant, self.0.id, after, first + 1)
-                .await?
-        };
-        let has_next = lines.len() > first;
-        lines.truncate(first);
         let variant = ctx
             .look_ahead()
             .field("edges")
             .field("node")
             .field("variant");
-        if variant.exists() && !lines.is_empty() {
+        // Lines and their variants in one transaction; the variants are fed to the request's
+        // catalog loader so nested selections (product, prices) batch from there.
+        let wanted = variant
+            .exists()
+            .then(|| caller.has(Permission::CatalogRead));
+        let mut lines = if first == 0 {
+            Vec::new()
+        } else {
+            services(ctx)
+                .cart
+                .lines(caller.tenant, self.0.id, (after, first + 1), wanted)
+                .await?
+        };
+        let has_next = lines.len() > first;
+        lines.truncate(first);
+        if wanted.is_some() {
+            let variants: Vec<_> = lines.iter().filter_map(|(_, v)| v.clone()).collect();
             let loader = catalog_loader(ctx)?;
-            let found = loader
-                .load_many(lines.iter().map(|l| VariantById(l.variant_id)))
-                .await?;
-            let variants: Vec<_> = found.into_values().collect();
+            loader
+                .feed_many(variants.iter().map(|v| (VariantById(v.id), v.clone())))
+                .await;
             prefetch_variants(ctx, variant, &variants).await?;
         }
         let c = currency(&self.0);
@@ -261,14 +267,19 @@ impl Cart {
         connection.edges.extend(
             lines
                 .into_iter()
-                .map(|l| Edge::new(IdCursor(l.id), CartLine(l, c))),
+                .map(|(l, v)| Edge::new(IdCursor(l.id), CartLine(l, c, v))),
         );
         Ok(connection)
     }
 }
 
 /// A cart line: one variant with its quantity, price and tax as computed at the last change.
-pub struct CartLine(pub line::Model, pub CurrencyCode);
+pub struct CartLine(
+    pub line::Model,
+    pub CurrencyCode,
+    /// The variant, when the selection asked for it (loaded with the page).
+    pub Option<variant::Model>,
+);
 
 /// The origin of a line's unit price.
 #[derive(SimpleObject)]
@@ -359,11 +370,8 @@ impl CartLine {
         ID(self.0.variant_id.to_string())
     }
     /// The variant (null when it was archived since, for storefront callers).
-    async fn variant(&self, ctx: &Context<'_>) -> Result<Option<Variant>> {
-        Ok(catalog_loader(ctx)?
-            .load_one(VariantById(self.0.variant_id))
-            .await?
-            .map(Variant))
+    async fn variant(&self) -> Option<Variant> {
+        self.2.clone().map(Variant)
     }
 }
 

@@ -532,14 +532,18 @@ impl CartService {
             .await
     }
 
-    /// A page of a cart's lines in the order they were added: `first` lines after line `after`.
+    /// A page of a cart's lines in the order they were added: `first` lines after line `after`,
+    /// with their variants when `variants` is set (archived ones only with `include_archived`);
+    /// one transaction, two queries.
     pub async fn lines(
         &self,
         tenant: TenantId,
         order_id: Uuid,
-        after: Option<Uuid>,
-        first: usize,
-    ) -> AppResult<Vec<line::Model>> {
+        page: (Option<Uuid>, usize),
+        variants: Option<bool>,
+    ) -> AppResult<Vec<(line::Model, Option<variant::Model>)>> {
+        let (after, first) = page;
+        let backend = self.core.db.backend();
         self.core
             .read(tenant, |tx| {
                 Box::pin(async move {
@@ -549,10 +553,39 @@ impl CartService {
                     if let Some(after) = after {
                         q = q.filter(line::Column::Id.gt(after));
                     }
-                    Ok(q.order_by_asc(line::Column::Id)
+                    let lines = q
+                        .order_by_asc(line::Column::Id)
                         .limit(first as u64)
                         .all(tx)
-                        .await?)
+                        .await?;
+                    let Some(include_archived) = variants.filter(|_| !lines.is_empty()) else {
+                        return Ok(lines.into_iter().map(|l| (l, None)).collect());
+                    };
+                    let ids: Vec<Uuid> = lines
+                        .iter()
+                        .map(|l| l.variant_id)
+                        .collect::<HashSet<_>>()
+                        .into_iter()
+                        .collect();
+                    let mut found = variant::Entity::find()
+                        .filter(variant::Column::TenantId.eq(tenant.0))
+                        .filter(id_in(backend, (variant::Entity, variant::Column::Id), ids));
+                    if !include_archived {
+                        found = found.filter(variant::Column::Status.ne(ARCHIVED));
+                    }
+                    let found: HashMap<Uuid, variant::Model> = found
+                        .all(tx)
+                        .await?
+                        .into_iter()
+                        .map(|v| (v.id, v))
+                        .collect();
+                    Ok(lines
+                        .into_iter()
+                        .map(|l| {
+                            let v = found.get(&l.variant_id).cloned();
+                            (l, v)
+                        })
+                        .collect())
                 })
             })
             .await

@@ -84,14 +84,21 @@ impl DomainEvent {
 #[derive(Clone)]
 pub struct EventBus {
     sender: broadcast::Sender<Arc<DomainEvent>>,
+    catalog_generation: Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl Default for EventBus {
     fn default() -> Self {
         let (sender, _) = broadcast::channel(16_384);
-        EventBus { sender }
+        EventBus {
+            sender,
+            catalog_generation: Arc::default(),
+        }
     }
 }
+
+/// Aggregates whose changes alter what anonymous catalog reads return.
+const CATALOG_AGGREGATES: &[&str] = &["product", "variant", "collection", "price_list"];
 
 impl EventBus {
     /// A receiver of all events committed from now on.
@@ -99,7 +106,20 @@ impl EventBus {
         self.sender.subscribe()
     }
 
+    /// Incremented whenever this process commits a catalog change (response caches compare it).
+    pub fn catalog_generation(&self) -> u64 {
+        self.catalog_generation
+            .load(std::sync::atomic::Ordering::Acquire)
+    }
+
     fn publish(&self, events: Vec<DomainEvent>) {
+        if events
+            .iter()
+            .any(|e| CATALOG_AGGREGATES.contains(&e.aggregate_type))
+        {
+            self.catalog_generation
+                .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+        }
         for event in events {
             // No subscriber is not an error: the outbox keeps the event.
             let _ = self.sender.send(Arc::new(event));

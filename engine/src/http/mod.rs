@@ -8,6 +8,8 @@
 //!   document that fails to parse or validate is `400`), else `application/json` (always `200`
 //!   once the request is well-formed). A bad bearer token or storefront key is `401`.
 
+pub mod cache;
+
 use std::time::Instant;
 
 use async_graphql::parser::types::OperationType;
@@ -26,9 +28,12 @@ use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetReques
 use tower_http::trace::TraceLayer;
 
 use crate::app::App;
-use crate::auth::Caller;
 use crate::auth::throttle::ClientIp;
+use crate::auth::{Caller, Principal};
 use crate::error::{AppError, code};
+
+/// Response header set on answers served from the anonymous catalog cache.
+pub const CACHE_HEADER: &str = "x-vectis-cache";
 
 /// Header that carries a storefront key for anonymous storefront calls.
 pub const STOREFRONT_KEY_HEADER: &str = "x-vectis-storefront-key";
@@ -228,14 +233,45 @@ async fn run(
     };
     let (body, status) = match batch {
         async_graphql::BatchRequest::Single(request) => {
-            let request = with_token(request);
+            let mut request = with_token(request);
+            let cache = &state.app.response_cache;
+            let generation = state.app.services.core.bus.catalog_generation();
+            let key = match &caller {
+                Some(c) if c.principal == Principal::Storefront && cart_token.is_none() => {
+                    cache.key(c.tenant, format.content_type(), &mut request)
+                }
+                _ => None,
+            };
+            if let Some(body) = key.and_then(|k| cache.get(k, generation)) {
+                return (
+                    StatusCode::OK,
+                    [
+                        (
+                            header::CONTENT_TYPE,
+                            HeaderValue::from_static(format.content_type()),
+                        ),
+                        (
+                            header::HeaderName::from_static(CACHE_HEADER),
+                            HeaderValue::from_static("hit"),
+                        ),
+                    ],
+                    body,
+                )
+                    .into_response();
+            }
             let response = state.app.execute_from(request, caller, ip).await;
             let status = if format == Format::GraphqlResponseJson && is_request_error(&response) {
                 StatusCode::BAD_REQUEST
             } else {
                 StatusCode::OK
             };
-            (serde_json::to_string(&response), status)
+            let body = serde_json::to_string(&response);
+            if let (Some(key), Ok(body)) = (key, &body)
+                && response.errors.is_empty()
+            {
+                cache.put(key, generation, body.clone());
+            }
+            (body, status)
         }
         async_graphql::BatchRequest::Batch(requests) => {
             let mut responses = Vec::with_capacity(requests.len());

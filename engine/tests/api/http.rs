@@ -258,3 +258,65 @@ async fn errors_do_not_leak_internals() {
     );
     assert_eq!(r["errors"][0]["extensions"]["code"], "VALIDATION");
 }
+
+#[tokio::test]
+async fn anonymous_catalog_reads_are_cached_until_the_catalog_changes() {
+    let t = TestApp::new().await;
+    let product = crate::support::create_product(&t, &t.a.admin, "Bolt").await;
+    let query =
+        json!({ "query": "{ products(first: 5) { edges { node { name } } } }" }).to_string();
+    let send = |body: String, extra: Option<(&'static str, String)>| {
+        let mut request = post(&t, None, "application/json", body);
+        if let Some((name, value)) = extra {
+            request.headers_mut().insert(name, value.parse().unwrap());
+        }
+        request
+    };
+    let (_, headers, first) = t.http(send(query.clone(), None)).await;
+    assert!(headers.get("x-vectis-cache").is_none());
+    let (_, headers, second) = t.http(send(query.clone(), None)).await;
+    assert_eq!(headers.get("x-vectis-cache").unwrap(), "hit");
+    assert_eq!(first, second);
+
+    // A catalog change drops the entry at once.
+    t.ok(
+        Some(&t.a.admin),
+        "mutation($id: ID!) { updateProduct(id: $id, input: { name: \"Bolt M8\" }) { name } }",
+        json!({ "id": product }),
+    )
+    .await;
+    let (_, headers, third) = t.http(send(query.clone(), None)).await;
+    assert!(headers.get("x-vectis-cache").is_none());
+    assert_eq!(
+        third["data"]["products"]["edges"][0]["node"]["name"],
+        "Bolt M8"
+    );
+
+    // Carts, guests with a cart token and signed-in callers are never served from the cache.
+    let cart = json!({ "query": "{ cart { id } }" }).to_string();
+    for _ in 0..2 {
+        let (_, headers, _) = t.http(send(cart.clone(), None)).await;
+        assert!(headers.get("x-vectis-cache").is_none());
+        let (_, headers, _) = t
+            .http(send(
+                query.clone(),
+                Some(("x-vectis-cart-token", "ct_x".into())),
+            ))
+            .await;
+        assert!(headers.get("x-vectis-cache").is_none());
+    }
+    let login = t
+        .ok(
+            None,
+            "mutation($t: String) { login(tenant: $t, email: \"admin@acme.test\", password: \"correct-horse-9\") { accessToken } }",
+            json!({ "t": "acme" }),
+        )
+        .await;
+    let bearer = format!("Bearer {}", login["login"]["accessToken"].as_str().unwrap());
+    for _ in 0..2 {
+        let (_, headers, _) = t
+            .http(send(query.clone(), Some(("authorization", bearer.clone()))))
+            .await;
+        assert!(headers.get("x-vectis-cache").is_none());
+    }
+}
