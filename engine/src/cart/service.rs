@@ -662,30 +662,37 @@ impl CartService {
                 | CartChange::ShippingAddress(_)
                 | CartChange::ShippingMethod(_)
         );
-        let mut new_token = None;
-        let key = match Self::cart_key(caller, token)? {
-            Some(key) => key,
-            None => {
-                let token = format!("{CART_TOKEN_PREFIX}{}", crate::auth::random_secret());
-                let key = format!("guest:{}", hash_key(&token));
-                new_token = Some(token);
-                key
-            }
-        };
         let buyer = self.pricing.buyer(caller).await?;
         let tenant = caller.tenant;
         let mut uow = self.core.begin_for(caller).await?;
-        let existing = order::Entity::find()
-            .filter(order::Column::TenantId.eq(tenant.0))
-            .filter(order::Column::CartKey.eq(key.clone()))
-            .one(uow.tx())
-            .await?;
-        let (cart, created) = match existing {
-            Some(cart) => {
-                new_token = None;
-                (cart, false)
+        let key = Self::cart_key(caller, token)?;
+        let existing = match &key {
+            Some(key) => {
+                order::Entity::find()
+                    .filter(order::Column::TenantId.eq(tenant.0))
+                    .filter(order::Column::CartKey.eq(key.clone()))
+                    .one(uow.tx())
+                    .await?
             }
-            None if creates => (self.create(&uow, &key, &buyer, currency).await?, true),
+            None => None,
+        };
+        let mut new_token = None;
+        let (cart, created) = match existing {
+            Some(cart) => (cart, false),
+            None if creates => {
+                // Guests never choose their token: a token that names no cart (expired,
+                // mistyped, another tenant's) is replaced by a new server-issued one.
+                let key = match key {
+                    Some(key) if matches!(caller.principal, Principal::Customer { .. }) => key,
+                    _ => {
+                        let token = format!("{CART_TOKEN_PREFIX}{}", crate::auth::random_secret());
+                        let key = format!("guest:{}", hash_key(&token));
+                        new_token = Some(token);
+                        key
+                    }
+                };
+                (self.create(&uow, &key, &buyer, currency).await?, true)
+            }
             None => return Err(AppError::not_found("Cart", "active cart")),
         };
         let mut cart = cart;

@@ -352,6 +352,20 @@ async fn guests_use_a_cart_token_and_callers_are_checked() {
         out["data"]["addCartLines"]["cartToken"].is_null(),
         "the token is shown once"
     );
+    // A token the server did not issue for a cart never names one: a new token is issued.
+    let chosen = "ct_chosen-by-the-client";
+    let out = gql_token(
+        &t,
+        &t.a.storefront,
+        chosen,
+        &add_query(),
+        json!({ "l": lines(&["S-0"], 1) }),
+    )
+    .await;
+    let issued = out["data"]["addCartLines"]["cartToken"].as_str().unwrap();
+    assert_ne!(issued, chosen);
+    let read = gql_token(&t, &t.a.storefront, chosen, "{ cart { id } }", json!({})).await;
+    assert!(read["data"]["cart"].is_null());
     let anonymous_read = t
         .ok(Some(&t.a.storefront), "{ cart { id } }", json!({}))
         .await;
