@@ -10,14 +10,15 @@ use super::CartToken;
 use super::entity::{coupon, line, order};
 use super::quick_order::parse_quick_order;
 use super::service::{
-    CartChange, CartOutcome, CartService, LineInput, LineUpdate, MAX_CART_LINES, NewCoupon,
-    StoredAdjustment, StoredPriceSource, StoredTaxLine, StoredTaxSummary,
+    CartChange, CartOutcome, CartService, LineInput, LineRelations, LineUpdate, LinesPage,
+    MAX_CART_LINES, NewCoupon, StoredAdjustment, StoredPriceSource, StoredTaxLine,
+    StoredTaxSummary,
 };
 use crate::accounts::graphql::PostalAddressInput;
 use crate::auth::Permission;
 use crate::catalog::entity::variant;
 use crate::catalog::graphql::{IdCursor, Variant, parse_id, prefetch_variants};
-use crate::catalog::loader::VariantById;
+use crate::catalog::loader::{ProductById, VariantById};
 use crate::error::{AppError, ItemError};
 use crate::graphql::context::{caller, catalog_loader, require, services};
 use crate::graphql::scalars::{Int64, MoneyObject};
@@ -235,24 +236,32 @@ impl Cart {
             .field("variant");
         // Lines and their variants in one transaction; the variants are fed to the request's
         // catalog loader so nested selections (product, prices) batch from there.
-        let wanted = variant
-            .exists()
-            .then(|| caller.has(Permission::CatalogRead));
-        let mut lines = if first == 0 {
-            Vec::new()
+        let with = LineRelations {
+            variants: variant.exists(),
+            products: variant.field("product").exists(),
+            include_archived: caller.has(Permission::CatalogRead),
+        };
+        let page = if first == 0 {
+            LinesPage::default()
         } else {
             services(ctx)
                 .cart
-                .lines(caller.tenant, self.0.id, (after, first + 1), wanted)
+                .lines(caller.tenant, self.0.id, (after, first + 1), with)
                 .await?
         };
+        let mut lines = page.lines;
         let has_next = lines.len() > first;
         lines.truncate(first);
-        if wanted.is_some() {
+        if with.variants {
+            // Fed to the request's catalog loader, so nested selections (the product's fields,
+            // prices, options) resolve from it or batch from there.
             let variants: Vec<_> = lines.iter().filter_map(|(_, v)| v.clone()).collect();
             let loader = catalog_loader(ctx)?;
             loader
                 .feed_many(variants.iter().map(|v| (VariantById(v.id), v.clone())))
+                .await;
+            loader
+                .feed_many(page.products.into_iter().map(|p| (ProductById(p.id), p)))
                 .await;
             prefetch_variants(ctx, variant, &variants).await?;
         }

@@ -38,7 +38,7 @@ use vectis_strategies::{CurrencyCode, Money, MoneyError, Strategies};
 use super::entity::{coupon, line, order};
 use crate::accounts::address::PostalAddress;
 use crate::auth::{Caller, CompanyPermission, Principal};
-use crate::catalog::entity::variant;
+use crate::catalog::entity::{product, variant};
 use crate::catalog::service::ARCHIVED;
 use crate::db::id_in;
 use crate::error::{AppError, AppResult, ItemError, code};
@@ -271,6 +271,26 @@ struct Aggregate {
     weight: i64,
     amount: i64,
     tax: i64,
+}
+
+/// What to load with a page of cart lines.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct LineRelations {
+    /// The lines' variants.
+    pub variants: bool,
+    /// The variants' products.
+    pub products: bool,
+    /// Archived variants and products too (staff with `CATALOG_READ`).
+    pub include_archived: bool,
+}
+
+/// A page of cart lines with what was asked of their relations.
+#[derive(Debug, Clone, Default)]
+pub struct LinesPage {
+    /// Lines in order, each with its variant when asked (and visible).
+    pub lines: Vec<(line::Model, Option<variant::Model>)>,
+    /// The variants' products, when asked.
+    pub products: Vec<product::Model>,
 }
 
 /// Carts.
@@ -533,15 +553,15 @@ impl CartService {
     }
 
     /// A page of a cart's lines in the order they were added: `first` lines after line `after`,
-    /// with their variants when `variants` is set (archived ones only with `include_archived`);
-    /// one transaction, two queries.
+    /// with their variants and products as `with` asks (archived ones only with
+    /// `include_archived`); one transaction, up to three queries.
     pub async fn lines(
         &self,
         tenant: TenantId,
         order_id: Uuid,
         page: (Option<Uuid>, usize),
-        variants: Option<bool>,
-    ) -> AppResult<Vec<(line::Model, Option<variant::Model>)>> {
+        with: LineRelations,
+    ) -> AppResult<LinesPage> {
         let (after, first) = page;
         let backend = self.core.db.backend();
         self.core
@@ -558,9 +578,12 @@ impl CartService {
                         .limit(first as u64)
                         .all(tx)
                         .await?;
-                    let Some(include_archived) = variants.filter(|_| !lines.is_empty()) else {
-                        return Ok(lines.into_iter().map(|l| (l, None)).collect());
-                    };
+                    if !with.variants || lines.is_empty() {
+                        return Ok(LinesPage {
+                            lines: lines.into_iter().map(|l| (l, None)).collect(),
+                            products: Vec::new(),
+                        });
+                    }
                     let ids: Vec<Uuid> = lines
                         .iter()
                         .map(|l| l.variant_id)
@@ -570,7 +593,7 @@ impl CartService {
                     let mut found = variant::Entity::find()
                         .filter(variant::Column::TenantId.eq(tenant.0))
                         .filter(id_in(backend, (variant::Entity, variant::Column::Id), ids));
-                    if !include_archived {
+                    if !with.include_archived {
                         found = found.filter(variant::Column::Status.ne(ARCHIVED));
                     }
                     let found: HashMap<Uuid, variant::Model> = found
@@ -579,13 +602,33 @@ impl CartService {
                         .into_iter()
                         .map(|v| (v.id, v))
                         .collect();
-                    Ok(lines
-                        .into_iter()
-                        .map(|l| {
-                            let v = found.get(&l.variant_id).cloned();
-                            (l, v)
-                        })
-                        .collect())
+                    let products = if with.products && !found.is_empty() {
+                        let ids: Vec<Uuid> = found
+                            .values()
+                            .map(|v| v.product_id)
+                            .collect::<HashSet<_>>()
+                            .into_iter()
+                            .collect();
+                        let mut q = product::Entity::find()
+                            .filter(product::Column::TenantId.eq(tenant.0))
+                            .filter(id_in(backend, (product::Entity, product::Column::Id), ids));
+                        if !with.include_archived {
+                            q = q.filter(product::Column::Status.ne(ARCHIVED));
+                        }
+                        q.all(tx).await?
+                    } else {
+                        Vec::new()
+                    };
+                    Ok(LinesPage {
+                        lines: lines
+                            .into_iter()
+                            .map(|l| {
+                                let v = found.get(&l.variant_id).cloned();
+                                (l, v)
+                            })
+                            .collect(),
+                        products,
+                    })
                 })
             })
             .await

@@ -1,6 +1,6 @@
 //! Shared GraphQL scalars and value types.
 
-use async_graphql::{InputValueError, InputValueResult, Scalar, ScalarType, SimpleObject, Value};
+use async_graphql::{InputValueError, InputValueResult, Object, Scalar, ScalarType, Value};
 use vectis_strategies::Money;
 
 /// A 64-bit signed integer. Serialised as a JSON number; accepted as a number or a string of
@@ -31,23 +31,29 @@ impl ScalarType for Int64 {
 }
 
 /// An amount of money in integer minor units (e.g. cents) with its ISO 4217 currency.
-#[derive(Debug, Clone, SimpleObject)]
-#[graphql(name = "Money")]
-pub struct MoneyObject {
+/// Fields are computed when selected (a 10,000-line cart holds tens of thousands of amounts).
+#[derive(Debug, Clone, Copy)]
+pub struct MoneyObject(pub Money);
+
+/// An amount of money in integer minor units (e.g. cents) with its ISO 4217 currency.
+#[Object(name = "Money")]
+impl MoneyObject {
     /// Amount in minor units (cents for EUR). 64-bit: does not overflow at 2^31.
-    pub amount: Int64,
+    async fn amount(&self) -> Int64 {
+        Int64(self.0.amount)
+    }
     /// ISO 4217 currency code.
-    pub currency: String,
+    async fn currency(&self) -> String {
+        self.0.currency.to_string()
+    }
     /// The amount in major units as an exact decimal string, e.g. `"1234.50"`.
-    pub decimal: String,
+    async fn decimal(&self) -> String {
+        self.0.to_decimal_string()
+    }
 }
 
 impl From<Money> for MoneyObject {
     fn from(m: Money) -> Self {
-        MoneyObject {
-            amount: Int64(m.amount),
-            currency: m.currency.to_string(),
-            decimal: m.to_decimal_string(),
-        }
+        MoneyObject(m)
     }
 }
