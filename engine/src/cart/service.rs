@@ -659,8 +659,7 @@ impl CartService {
 
     /// The stored shipping address.
     pub fn address_of(cart: &order::Model) -> Option<PostalAddress> {
-        let stored: StoredAddress = serde_json::from_str(cart.shipping_address.as_deref()?).ok()?;
-        Some(stored.into())
+        serde_json::from_str(cart.shipping_address.as_deref()?).ok()
     }
 
     /// Applies `change` to the caller's cart. Bulk changes are all-or-nothing unless `partial`:
@@ -1266,44 +1265,6 @@ impl CartService {
     }
 }
 
-/// The stored JSON form of a postal address.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct StoredAddress {
-    street_line1: String,
-    street_line2: Option<String>,
-    city: String,
-    postal_code: String,
-    region: Option<String>,
-    country_code: String,
-}
-
-impl From<StoredAddress> for PostalAddress {
-    fn from(a: StoredAddress) -> Self {
-        PostalAddress {
-            street_line1: a.street_line1,
-            street_line2: a.street_line2,
-            city: a.city,
-            postal_code: a.postal_code,
-            region: a.region,
-            country_code: a.country_code,
-        }
-    }
-}
-
-impl From<PostalAddress> for StoredAddress {
-    fn from(a: PostalAddress) -> Self {
-        StoredAddress {
-            street_line1: a.street_line1,
-            street_line2: a.street_line2,
-            city: a.city,
-            postal_code: a.postal_code,
-            region: a.region,
-            country_code: a.country_code,
-        }
-    }
-}
-
 /// One mutation in progress: collects line writes, item errors and the event payload.
 struct Work<'a> {
     service: &'a CartService,
@@ -1319,6 +1280,7 @@ struct Work<'a> {
 }
 
 /// How an input item names a variant.
+#[derive(Clone, Copy)]
 enum VariantRef<'i> {
     Id(Uuid),
     Sku(&'i str),
@@ -1377,7 +1339,7 @@ impl Work<'_> {
             CartChange::ShippingAddress(address) => {
                 self.event_type = "vectis.cart.shipping_address_set";
                 self.event = json!({ "countryCode": address.country_code });
-                self.cart.shipping_address = Some(json_text(&StoredAddress::from(address))?);
+                self.cart.shipping_address = Some(json_text(&address)?);
                 self.reprice_all().await
             }
             CartChange::ShippingMethod(code) => {
@@ -1473,14 +1435,7 @@ impl Work<'_> {
         refs: &[(Option<VariantRef<'_>>, i64)],
         add: bool,
     ) -> AppResult<()> {
-        let only_refs: Vec<Option<VariantRef<'_>>> = refs
-            .iter()
-            .map(|(r, _)| match r {
-                Some(VariantRef::Id(id)) => Some(VariantRef::Id(*id)),
-                Some(VariantRef::Sku(s)) => Some(VariantRef::Sku(s)),
-                None => None,
-            })
-            .collect();
+        let only_refs: Vec<Option<VariantRef<'_>>> = refs.iter().map(|(r, _)| *r).collect();
         let variants = self.variants(&only_refs).await?;
         let by_id: HashMap<Uuid, &variant::Model> = variants.iter().map(|v| (v.id, v)).collect();
         let by_sku: HashMap<&str, &variant::Model> =
