@@ -41,6 +41,10 @@ pub struct Services {
     pub pricing: PricingService,
     /// Carts.
     pub cart: CartService,
+    /// Read models built by the event consumer.
+    pub projections: crate::projections::ProjectionsService,
+    /// Webhook endpoints and deliveries.
+    pub webhooks: crate::webhooks::WebhooksService,
     /// The configured business strategies.
     pub strategies: Strategies,
 }
@@ -86,6 +90,8 @@ impl Services {
             catalog: CatalogService::new(core.clone()),
             pricing,
             cart,
+            projections: crate::projections::ProjectionsService::new(core.clone()),
+            webhooks: crate::webhooks::WebhooksService::new(core.clone()),
             strategies,
             accounts,
             companies,
@@ -108,6 +114,8 @@ pub struct App {
     pub limits: QueryLimits,
     /// Anonymous catalog responses.
     pub response_cache: Arc<crate::http::cache::ResponseCache>,
+    /// The outbox relay of this process, once started (see `consumer::EventRuntime`).
+    pub relay: crate::consumer::RelaySlot,
 }
 
 impl App {
@@ -142,6 +150,7 @@ impl App {
             schema,
             limits,
             response_cache,
+            relay: Arc::default(),
         }
     }
 

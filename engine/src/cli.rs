@@ -58,6 +58,33 @@ pub enum Command {
         #[command(subcommand)]
         command: AdminCommand,
     },
+    /// Domain events.
+    Events {
+        #[command(subcommand)]
+        command: EventsCommand,
+    },
+}
+
+/// `events` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum EventsCommand {
+    /// Publishes the event history again to the broker (for a new integrator): every event
+    /// from `--since` or `--from-position` on, in order, with its original id.
+    Replay {
+        /// RFC 3339 time, e.g. 2026-11-01T00:00:00Z.
+        #[arg(
+            long,
+            conflicts_with = "from_position",
+            required_unless_present = "from_position"
+        )]
+        since: Option<chrono::DateTime<chrono::Utc>>,
+        /// Outbox position (the `position` attribute of an event).
+        #[arg(long)]
+        from_position: Option<i64>,
+        /// Only this tenant's events (slug).
+        #[arg(long)]
+        tenant: Option<String>,
+    },
 }
 
 /// `admin` subcommands.
@@ -78,7 +105,8 @@ pub enum AdminCommand {
     },
 }
 
-fn init_tracing(config: &Config) {
+/// Installs the log subscriber configured in `log`.
+pub fn init_tracing(config: &Config) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("RUST_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(&config.log.filter));
     let builder = tracing_subscriber::fmt()
@@ -142,6 +170,45 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 },
         } => admin_create(config, &tenant, &email, &name).await,
         Command::Serve { demo, .. } => serve(config, demo).await,
+        Command::Events {
+            command:
+                EventsCommand::Replay {
+                    since,
+                    from_position,
+                    tenant,
+                },
+        } => {
+            let from = match (since, from_position) {
+                (Some(since), _) => crate::events::relay::ReplayFrom::Time(since),
+                (None, Some(position)) => crate::events::relay::ReplayFrom::Position(position),
+                (None, None) => anyhow::bail!("give --since or --from-position"),
+            };
+            let app = App::start(config).await?;
+            let tenant = match tenant {
+                Some(slug) => Some(
+                    app.services
+                        .tenants
+                        .by_slug(&slug)
+                        .await?
+                        .ok_or_else(|| anyhow::anyhow!("no tenant `{slug}`"))?
+                        .id
+                        .0,
+                ),
+                None => None,
+            };
+            let kafka = &app.config.kafka;
+            if !kafka.enabled() {
+                anyhow::bail!(
+                    "kafka.brokers (VECTIS_KAFKA_BROKERS) is not set: nothing to replay to"
+                );
+            }
+            let publisher = crate::events::kafka::KafkaPublisher::new(kafka)?;
+            let count =
+                crate::events::relay::replay(app.db(), &publisher, from, tenant, kafka.relay_batch)
+                    .await?;
+            println!("replayed {count} events");
+            Ok(())
+        }
     }
 }
 
@@ -224,16 +291,29 @@ async fn serve(config: Config, demo: bool) -> anyhow::Result<()> {
     if demo {
         println!("  try:       {EXAMPLE_QUERY}");
     }
+    let events = crate::consumer::EventRuntime::for_engine(&app).await?;
+    if app.config.kafka.enabled() {
+        println!(
+            "  events:    relay to Kafka at {}",
+            app.config.kafka.brokers.as_deref().unwrap_or_default()
+        );
+    } else {
+        println!(
+            "  events:    all-in-one (no broker: webhooks, projections and mail run in this process)"
+        );
+    }
     axum::serve(
         listener,
         router(app, options).into_make_service_with_connect_info::<std::net::SocketAddr>(),
     )
     .with_graceful_shutdown(shutdown_signal())
     .await?;
+    events.shutdown().await;
     Ok(())
 }
 
-async fn shutdown_signal() {
+/// Resolves on Ctrl-C or SIGTERM.
+pub async fn shutdown_signal() {
     let ctrl_c = async {
         let _ = tokio::signal::ctrl_c().await;
     };

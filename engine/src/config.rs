@@ -14,7 +14,9 @@ use figment::value::{Dict, Value};
 use serde::{Deserialize, Serialize};
 
 /// Sections that `VECTIS_<SECTION>_<KEY>` variables may address.
-const SECTIONS: &[&str] = &["database", "http", "graphql", "auth", "log", "commerce"];
+const SECTIONS: &[&str] = &[
+    "database", "http", "graphql", "auth", "log", "commerce", "kafka", "consumer", "mail",
+];
 
 /// The whole configuration.
 #[derive(Debug, Clone, Serialize, Deserialize, Default)]
@@ -32,6 +34,120 @@ pub struct Config {
     pub log: LogConfig,
     /// Selling: tax origin and price entry.
     pub commerce: CommerceConfig,
+    /// The broker the outbox relay publishes to and `vectis-consumer` reads from.
+    pub kafka: KafkaConfig,
+    /// Event handling: retries, webhooks, extension sinks.
+    pub consumer: ConsumerConfig,
+    /// Account emails.
+    pub mail: MailConfig,
+}
+
+/// `[kafka]`
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct KafkaConfig {
+    /// `host:port,…` of a Kafka-protocol broker (Kafka, Redpanda). Unset: the embedded
+    /// all-in-one mode, where the relay hands events to the consumer pipeline in-process.
+    pub brokers: Option<String>,
+    /// Prefix of the topic names (`vectis.` gives `vectis.orders`, …, `vectis.dlq`).
+    pub topic_prefix: String,
+    /// `client.id` sent to the broker.
+    pub client_id: String,
+    /// Partitions of topics the engine creates.
+    pub partitions: i32,
+    /// Events per relay batch.
+    pub relay_batch: u64,
+    /// Relay polling interval in milliseconds (PostgreSQL notifications wake it sooner).
+    pub relay_poll_ms: u64,
+    /// How long the producer tries to deliver an event before the batch counts as failed.
+    pub message_timeout_ms: u64,
+}
+
+impl Default for KafkaConfig {
+    fn default() -> Self {
+        KafkaConfig {
+            brokers: None,
+            topic_prefix: "vectis.".into(),
+            client_id: "vectis".into(),
+            partitions: 6,
+            relay_batch: 500,
+            relay_poll_ms: 1_000,
+            message_timeout_ms: 15_000,
+        }
+    }
+}
+
+impl KafkaConfig {
+    /// Whether a broker is configured.
+    pub fn enabled(&self) -> bool {
+        self.brokers
+            .as_deref()
+            .is_some_and(|b| !b.trim().is_empty())
+    }
+}
+
+/// `[consumer]`
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ConsumerConfig {
+    /// Kafka consumer group of `vectis-consumer`.
+    pub group_id: String,
+    /// Delay before the first retry of a failed handler or webhook delivery.
+    pub retry_initial_ms: u64,
+    /// Longest delay between retries (the delay doubles up to it).
+    pub retry_max_ms: u64,
+    /// Runs of a handler or webhook delivery before it is given up (dead letter / failed).
+    pub max_attempts: i32,
+    /// Timeout of one webhook request.
+    pub webhook_timeout_ms: u64,
+    /// Consecutive failed attempts after which a webhook endpoint is disabled.
+    pub webhook_disable_after: i32,
+    /// How often the retry and delivery workers look for due work.
+    pub worker_poll_ms: u64,
+    /// Event sinks from extensions to enable, by name (see `docs/extending.md`).
+    pub sinks: Vec<String>,
+}
+
+impl Default for ConsumerConfig {
+    fn default() -> Self {
+        ConsumerConfig {
+            group_id: "vectis-consumer".into(),
+            retry_initial_ms: 30_000,
+            retry_max_ms: 2 * 3600 * 1000,
+            max_attempts: 10,
+            webhook_timeout_ms: 10_000,
+            webhook_disable_after: 20,
+            worker_poll_ms: 1_000,
+            sinks: Vec::new(),
+        }
+    }
+}
+
+/// `[mail]`
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MailConfig {
+    /// `smtp://user:pass@host:587` or `smtps://…` (env `VECTIS_MAIL_SMTP_URL` only). Unset:
+    /// mail is written as `.eml` files to `mailbox_dir`.
+    #[serde(skip_serializing)]
+    pub smtp_url: Option<String>,
+    /// Folder for `.eml` files when no SMTP server is configured.
+    pub mailbox_dir: String,
+    /// Sender address.
+    pub from: String,
+    /// Base URL of the storefront for links in emails (`/verify-email?token=…`).
+    pub link_base_url: String,
+}
+
+impl Default for MailConfig {
+    fn default() -> Self {
+        MailConfig {
+            smtp_url: None,
+            mailbox_dir: "mailbox".into(),
+            from: "Vectis <no-reply@localhost>".into(),
+            link_base_url: "http://localhost:3000".into(),
+        }
+    }
 }
 
 /// `[commerce]`
@@ -300,6 +416,26 @@ impl Config {
         }
         if tracing_subscriber::EnvFilter::try_new(&self.log.filter).is_err() {
             return fail("log.filter", "is not a valid tracing filter");
+        }
+        if self.kafka.partitions < 1 {
+            return fail("kafka.partitions", "must be at least 1");
+        }
+        if self.kafka.relay_batch == 0 || self.kafka.relay_batch > 10_000 {
+            return fail("kafka.relay_batch", "must be between 1 and 10000");
+        }
+        if self.consumer.max_attempts < 1 {
+            return fail("consumer.max_attempts", "must be at least 1");
+        }
+        if self.consumer.retry_initial_ms == 0
+            || self.consumer.retry_max_ms < self.consumer.retry_initial_ms
+        {
+            return fail(
+                "consumer.retry_max_ms",
+                "must be at least consumer.retry_initial_ms, which must be positive",
+            );
+        }
+        if self.consumer.webhook_disable_after < 1 {
+            return fail("consumer.webhook_disable_after", "must be at least 1");
         }
         Ok(())
     }

@@ -14,14 +14,17 @@ pub mod catalog;
 pub mod cli;
 pub mod companies;
 pub mod config;
+pub mod consumer;
 pub mod db;
 pub mod error;
 pub mod events;
 pub mod graphql;
 pub mod http;
 pub mod pricing;
+pub mod projections;
 pub mod seed;
 pub mod tenancy;
+pub mod webhooks;
 
 pub use app::{App, Services};
 pub use graphql::build_schema;

@@ -12,6 +12,7 @@ mod m20261122_000003_outbox;
 mod m20261122_000004_accounts;
 mod m20261122_000005_price_lists;
 mod m20261122_000006_carts;
+mod m20261122_000007_event_streaming;
 pub mod rls;
 mod util;
 
@@ -28,6 +29,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261122_000004_accounts::Migration),
             Box::new(m20261122_000005_price_lists::Migration),
             Box::new(m20261122_000006_carts::Migration),
+            Box::new(m20261122_000007_event_streaming::Migration),
         ]
     }
 }

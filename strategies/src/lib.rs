@@ -16,6 +16,8 @@
 //!   rates, free above a threshold).
 //! - [`promotions`]: [`PromotionStrategy`] and [`DefaultPromotions`] (percentage and fixed
 //!   coupons with minimum order values).
+//! - [`events`]: [`events::EventSink`], custom destinations for domain events, discovered
+//!   through [`events::EVENT_SINKS`].
 //! - [`Strategies`]: the configured strategies in one place; [`Strategies::defaults`] lists
 //!   the defaults.
 //!
@@ -24,6 +26,7 @@
 //! implementation, and its documentation says what it decides, when it is called and its
 //! performance budget.
 
+pub mod events;
 pub mod money;
 pub mod pricing;
 pub mod promotions;

@@ -55,6 +55,8 @@ pub enum Permission {
     ApiKeyWrite,
     /// Act on behalf of company users of assigned companies (sales reps).
     Impersonate,
+    /// Manage webhook endpoints and read their deliveries.
+    WebhookWrite,
 }
 
 /// A staff role: a named set of permissions.

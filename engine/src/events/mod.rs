@@ -7,6 +7,11 @@
 //! The outbox is the source of truth; the relay to Kafka reads it.
 
 pub mod entity;
+pub mod envelope;
+pub mod kafka;
+pub mod pipeline;
+pub mod relay;
+pub mod tables;
 
 use std::sync::Arc;
 
@@ -85,6 +90,7 @@ impl DomainEvent {
 pub struct EventBus {
     sender: broadcast::Sender<Arc<DomainEvent>>,
     catalog_generation: Arc<std::sync::atomic::AtomicU64>,
+    committed: Arc<tokio::sync::Notify>,
 }
 
 impl Default for EventBus {
@@ -93,6 +99,7 @@ impl Default for EventBus {
         EventBus {
             sender,
             catalog_generation: Arc::default(),
+            committed: Arc::default(),
         }
     }
 }
@@ -112,7 +119,15 @@ impl EventBus {
             .load(std::sync::atomic::Ordering::Acquire)
     }
 
+    /// Notified after every commit that wrote outbox rows (wakes the relay).
+    pub fn committed(&self) -> Arc<tokio::sync::Notify> {
+        self.committed.clone()
+    }
+
     fn publish(&self, events: Vec<DomainEvent>) {
+        if !events.is_empty() {
+            self.committed.notify_one();
+        }
         if events
             .iter()
             .any(|e| CATALOG_AGGREGATES.contains(&e.aggregate_type))

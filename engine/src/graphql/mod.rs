@@ -15,6 +15,8 @@ use crate::catalog::graphql::{CatalogMutation, CatalogQuery};
 use crate::companies::graphql::{CompaniesMutation, CompaniesQuery};
 use crate::config::GraphqlConfig;
 use crate::pricing::graphql::{PricingMutation, PricingQuery};
+use crate::projections::graphql::ProjectionsQuery;
+use crate::webhooks::graphql::{WebhooksMutation, WebhooksQuery};
 
 /// Root query: the merge of every module's queries.
 #[derive(MergedObject, Default)]
@@ -25,6 +27,8 @@ pub struct QueryRoot(
     CompaniesQuery,
     PricingQuery,
     CartQuery,
+    ProjectionsQuery,
+    WebhooksQuery,
 );
 
 /// Root mutation: the merge of every module's mutations.
@@ -36,6 +40,7 @@ pub struct MutationRoot(
     CompaniesMutation,
     PricingMutation,
     CartMutation,
+    WebhooksMutation,
 );
 
 /// The Vectis schema.

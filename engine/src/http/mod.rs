@@ -447,19 +447,39 @@ async fn health(State(state): State<HttpState>) -> Response {
         }
         Err(_) => None,
     };
-    let status = if database_ok { "ok" } else { "down" };
+    let db_status = if database_ok { "ok" } else { "down" };
+    let relay = state.app.relay.get().map(|relay| relay.status());
+    let relay_degraded = relay.as_ref().is_some_and(|r| r.degraded);
+    let status = if !database_ok {
+        "down"
+    } else if relay_degraded {
+        "degraded"
+    } else {
+        "ok"
+    };
     let body = json!({
         "status": status,
         "version": env!("CARGO_PKG_VERSION"),
         "checks": {
             "database": {
-                "status": status,
+                "status": db_status,
                 "backend": match backend { DbBackend::Postgres => "postgres", DbBackend::Sqlite => "sqlite", _ => "other" },
                 "latencyMs": (latency_ms * 100.0).round() / 100.0,
             },
             "outbox": {
                 "status": if pending.is_some() { "ok" } else { "unknown" },
                 "pending": pending,
+            },
+            "relay": match relay {
+                None => json!({ "status": "off", "backlog": pending }),
+                Some(r) => json!({
+                    "status": if r.degraded { "degraded" } else { "ok" },
+                    "publisher": r.publisher,
+                    "backlog": pending,
+                    "published": r.published,
+                    "lastPublishedAt": r.last_published_at,
+                    "lastError": r.last_error,
+                }),
             },
         },
     });

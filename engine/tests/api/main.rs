@@ -15,4 +15,6 @@ mod pricing;
 mod schema;
 mod seed;
 mod statements;
+mod streaming;
 mod support;
+mod webhooks;

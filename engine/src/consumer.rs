@@ -1,0 +1,209 @@
+//! The event consumer, assembled: its handlers (projections, webhooks, notifications, extension
+//! sinks), the workers that retry failures and deliver webhooks and mail, and the relay.
+//!
+//! Two shapes, one set of parts:
+//! - **With a broker** (`kafka.brokers` set): `vectis serve` runs the relay to Kafka;
+//!   `vectis-consumer` consumes the topics as a consumer group and runs handlers and workers.
+//! - **All-in-one** (no broker, the embedded default): `vectis serve` runs the relay with the
+//!   in-process publisher, which hands events straight to the same handlers, and the workers.
+
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::SecondsFormat;
+use sea_orm::{DatabaseTransaction, DbBackend};
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use vectis_strategies::events::{EventSink, SinkEvent, find_sink};
+
+use crate::app::App;
+use crate::events::envelope::Envelope;
+use crate::events::kafka::{KafkaDeadLetters, KafkaPublisher, consume};
+use crate::events::pipeline::{Handler, Pipeline, RetryPolicy};
+use crate::events::relay::{InProcess, Publisher, Relay};
+use crate::projections::Projections;
+
+/// An extension's [`EventSink`] as a pipeline handler (inbox key `sink:{name}`).
+pub struct SinkHandler {
+    name: String,
+    sink: Arc<dyn EventSink>,
+}
+
+#[async_trait]
+impl Handler for SinkHandler {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn wants(&self, event: &Envelope) -> bool {
+        self.sink.wants(&event.event_type)
+    }
+
+    async fn handle(&self, _tx: &DatabaseTransaction, event: &Envelope) -> anyhow::Result<()> {
+        let time = event.time.to_rfc3339_opts(SecondsFormat::Micros, true);
+        self.sink
+            .deliver(&SinkEvent {
+                id: event.id,
+                event_type: &event.event_type,
+                tenant_id: event.tenantid,
+                aggregate_type: &event.aggregatetype,
+                aggregate_id: &event.subject,
+                sequence: event.sequence,
+                time: &time,
+                data: &event.data,
+            })
+            .await?;
+        Ok(())
+    }
+}
+
+/// The handlers, in the order they see each event.
+pub fn handlers(app: &App) -> anyhow::Result<Vec<Arc<dyn Handler>>> {
+    let mut handlers: Vec<Arc<dyn Handler>> = vec![
+        Arc::new(Projections),
+        Arc::new(crate::webhooks::WebhookFanout),
+    ];
+    for name in &app.config.consumer.sinks {
+        let factory = find_sink(name).ok_or_else(|| {
+            anyhow::anyhow!(
+                "consumer.sinks: no event sink named `{name}` is linked into this binary"
+            )
+        })?;
+        let sink = (factory.build)()
+            .map_err(|err| anyhow::anyhow!("consumer.sinks: building `{name}`: {err}"))?;
+        handlers.push(Arc::new(SinkHandler {
+            name: format!("sink:{name}"),
+            sink,
+        }));
+    }
+    Ok(handlers)
+}
+
+/// The consumer pipeline with the configured retry policy.
+pub fn pipeline(app: &App) -> anyhow::Result<Pipeline> {
+    let c = &app.config.consumer;
+    Ok(Pipeline::new(
+        app.db().clone(),
+        handlers(app)?,
+        RetryPolicy {
+            initial: Duration::from_millis(c.retry_initial_ms),
+            max: Duration::from_millis(c.retry_max_ms),
+            max_attempts: c.max_attempts,
+        },
+    ))
+}
+
+/// Background tasks of the event pipeline, stopped together.
+pub struct EventRuntime {
+    /// The relay, when this process runs one.
+    pub relay: Option<Relay>,
+    /// The pipeline, when this process runs one.
+    pub pipeline: Option<Pipeline>,
+    stop: watch::Sender<bool>,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl EventRuntime {
+    /// The engine's part: the relay (to Kafka, or in-process with the handlers and workers).
+    pub async fn for_engine(app: &App) -> anyhow::Result<EventRuntime> {
+        let (stop, rx) = watch::channel(false);
+        let mut runtime = EventRuntime {
+            relay: None,
+            pipeline: None,
+            stop,
+            tasks: Vec::new(),
+        };
+        let kafka = &app.config.kafka;
+        let publisher: Arc<dyn Publisher> = if kafka.enabled() {
+            // In the background: the relay does not need it (brokers create topics on first
+            // produce) and must not wait for an unreachable broker.
+            let topics = kafka.clone();
+            tokio::spawn(async move {
+                if let Err(err) = topics.ensure_topics().await {
+                    tracing::warn!(error = %format!("{err:#}"), "could not create the topics");
+                }
+            });
+            Arc::new(KafkaPublisher::new(kafka)?)
+        } else {
+            let pipeline = pipeline(app)?;
+            runtime.spawn_workers(app, &pipeline, &rx);
+            runtime.pipeline = Some(pipeline.clone());
+            Arc::new(InProcess(pipeline))
+        };
+        let relay = Relay::new(
+            app.db().clone(),
+            publisher,
+            kafka.relay_batch,
+            Duration::from_millis(kafka.relay_poll_ms),
+            app.services.core.bus.committed(),
+        );
+        let listen =
+            (app.db().backend() == DbBackend::Postgres).then(|| app.config.database.url.clone());
+        runtime
+            .tasks
+            .push(tokio::spawn(relay.clone().run(listen, rx)));
+        let _ = app.relay.set(relay.clone());
+        runtime.relay = Some(relay);
+        Ok(runtime)
+    }
+
+    /// `vectis-consumer`'s part: the consumer group on the event topics, handlers, workers.
+    pub async fn for_consumer(app: &App) -> anyhow::Result<EventRuntime> {
+        let kafka = app.config.kafka.clone();
+        if !kafka.enabled() {
+            anyhow::bail!(
+                "kafka.brokers (VECTIS_KAFKA_BROKERS) is not set; without a broker `vectis serve` runs the consumer in-process"
+            );
+        }
+        if let Err(err) = kafka.ensure_topics().await {
+            tracing::warn!(error = %format!("{err:#}"), "could not create the topics now");
+        }
+        let (stop, rx) = watch::channel(false);
+        let pipeline = pipeline(app)?.with_dead_letters(Arc::new(KafkaDeadLetters::new(&kafka)?));
+        let mut runtime = EventRuntime {
+            relay: None,
+            pipeline: Some(pipeline.clone()),
+            stop,
+            tasks: Vec::new(),
+        };
+        runtime.spawn_workers(app, &pipeline, &rx);
+        let group = app.config.consumer.group_id.clone();
+        let consumer_pipeline = pipeline.clone();
+        runtime.tasks.push(tokio::spawn(async move {
+            if let Err(err) = consume(&kafka, &group, consumer_pipeline, rx).await {
+                tracing::error!(error = %format!("{err:#}"), "event consumer stopped");
+            }
+        }));
+        Ok(runtime)
+    }
+
+    fn spawn_workers(&mut self, app: &App, pipeline: &Pipeline, rx: &watch::Receiver<bool>) {
+        let every = Duration::from_millis(app.config.consumer.worker_poll_ms);
+        self.tasks.push(tokio::spawn(
+            pipeline.clone().run_retries(every, rx.clone()),
+        ));
+        match crate::webhooks::deliverer(app.services.core.clone(), &app.config.consumer) {
+            Ok(deliverer) => self.tasks.push(tokio::spawn(
+                deliverer.as_ref().clone().run(every, rx.clone()),
+            )),
+            Err(err) => tracing::error!(error = %format!("{err:#}"), "webhook deliveries are off"),
+        }
+    }
+
+    /// Stops every task: the consumer finishes the event in hand and commits its offsets.
+    pub async fn shutdown(self) {
+        let _ = self.stop.send(true);
+        for task in self.tasks {
+            if tokio::time::timeout(Duration::from_secs(30), task)
+                .await
+                .is_err()
+            {
+                tracing::warn!("an event task did not stop within 30 s");
+            }
+        }
+    }
+}
+
+/// Where `/health` finds the relay of this process.
+pub type RelaySlot = Arc<OnceLock<Relay>>;

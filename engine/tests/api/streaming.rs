@@ -1,0 +1,680 @@
+//! Event streaming: the outbox relay (in-process and to a Kafka-protocol broker), the consumer
+//! pipeline with its inbox, retries and dead letters, and the projections it builds.
+//!
+//! Kafka tests use the broker named by `VECTIS_TEST_KAFKA_BROKERS` (CI starts one) or, when
+//! it is unset, librdkafka's mock cluster in this process.
+
+use std::collections::{HashMap, HashSet};
+use std::future::Future;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use rdkafka::consumer::{Consumer, StreamConsumer};
+use rdkafka::message::{Headers, Message};
+use rdkafka::mocking::MockCluster;
+use rdkafka::producer::DefaultProducerContext;
+use sea_orm::{DatabaseTransaction, EntityTrait, QueryOrder};
+use serde_json::{Value, json};
+use uuid::Uuid;
+use vectis_engine::config::Config;
+use vectis_engine::consumer::EventRuntime;
+use vectis_engine::db::Scope;
+use vectis_engine::events::entity as outbox;
+use vectis_engine::events::envelope::Envelope;
+use vectis_engine::events::pipeline::{Handler, Pipeline, RetryPolicy};
+
+// Linked so its sink registers itself.
+use vectis_ext_erp_export as _;
+
+use crate::support::{TestApp, buyer, create_product, error_code, fresh_config, upsert, variant};
+
+/// Polls `check` until it returns `Some`, failing after `secs` seconds with `what`.
+pub async fn eventually<T, F, Fut>(secs: u64, what: &str, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
+    loop {
+        if let Some(value) = check().await {
+            return value;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out after {secs} s waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Every outbox row, oldest first.
+pub async fn outbox_rows(t: &TestApp) -> Vec<outbox::Model> {
+    let tx = t.app.db().read(Scope::System).await.unwrap();
+    let rows = outbox::Entity::find()
+        .order_by_asc(outbox::Column::Position)
+        .all(&tx)
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    rows
+}
+
+async fn backlog(t: &TestApp) -> i64 {
+    t.scalar("SELECT COUNT(*) FROM outbox WHERE published_at IS NULL")
+        .await
+}
+
+/// A Kafka-protocol broker for one test: the CI broker, or a mock cluster.
+pub struct TestBroker {
+    /// `bootstrap.servers`.
+    pub brokers: String,
+    _mock: Option<MockCluster<'static, DefaultProducerContext>>,
+}
+
+impl TestBroker {
+    /// The broker of `VECTIS_TEST_KAFKA_BROKERS`, else a new mock cluster.
+    pub fn start() -> TestBroker {
+        match std::env::var("VECTIS_TEST_KAFKA_BROKERS")
+            .ok()
+            .filter(|b| !b.is_empty())
+        {
+            Some(brokers) => TestBroker {
+                brokers,
+                _mock: None,
+            },
+            None => {
+                let mock = MockCluster::new(1).expect("mock cluster");
+                TestBroker {
+                    brokers: mock.bootstrap_servers(),
+                    _mock: Some(mock),
+                }
+            }
+        }
+    }
+
+    /// A configuration for `config` with this broker and topics of its own.
+    pub fn configure(&self, config: &mut Config) {
+        config.kafka.brokers = Some(self.brokers.clone());
+        config.kafka.topic_prefix = format!("t{}.", Uuid::now_v7().simple());
+        config.kafka.partitions = 3;
+        config.kafka.relay_poll_ms = 100;
+        config.kafka.message_timeout_ms = 3_000;
+        config.consumer.group_id = format!("g{}", Uuid::now_v7().simple());
+        config.consumer.worker_poll_ms = 100;
+    }
+}
+
+/// A broker this test may stop and start: its own Tansu process when CI names the binary
+/// (`VECTIS_TEST_TANSU_BIN`, required when `VECTIS_TEST_KAFKA_BROKERS` is set), else a mock
+/// cluster whose broker goes down and up.
+pub enum StoppableBroker {
+    /// A Tansu broker process on a port of its own.
+    Tansu {
+        /// The binary.
+        bin: String,
+        /// Its port.
+        port: u16,
+        /// The running process, if up.
+        child: Option<std::process::Child>,
+    },
+    /// librdkafka's mock cluster.
+    Mock(MockCluster<'static, DefaultProducerContext>),
+}
+
+impl StoppableBroker {
+    /// Starts one.
+    pub async fn start() -> StoppableBroker {
+        let tansu = std::env::var("VECTIS_TEST_TANSU_BIN")
+            .ok()
+            .filter(|b| !b.is_empty());
+        if std::env::var("VECTIS_TEST_KAFKA_BROKERS").is_ok_and(|b| !b.is_empty()) {
+            assert!(
+                tansu.is_some(),
+                "VECTIS_TEST_KAFKA_BROKERS is set: set VECTIS_TEST_TANSU_BIN too, so this test can stop a real broker"
+            );
+        }
+        match tansu {
+            Some(bin) => {
+                let port = std::net::TcpListener::bind("127.0.0.1:0")
+                    .and_then(|l| l.local_addr())
+                    .expect("a free port")
+                    .port();
+                let mut broker = StoppableBroker::Tansu {
+                    bin,
+                    port,
+                    child: None,
+                };
+                broker.up().await;
+                broker
+            }
+            None => StoppableBroker::Mock(MockCluster::new(1).expect("mock cluster")),
+        }
+    }
+
+    /// `bootstrap.servers`.
+    pub fn brokers(&self) -> String {
+        match self {
+            StoppableBroker::Tansu { port, .. } => format!("127.0.0.1:{port}"),
+            StoppableBroker::Mock(mock) => mock.bootstrap_servers(),
+        }
+    }
+
+    /// Stops the broker (the process is killed).
+    pub fn down(&mut self) {
+        match self {
+            StoppableBroker::Tansu { child, .. } => {
+                if let Some(mut child) = child.take() {
+                    child.kill().ok();
+                    child.wait().ok();
+                }
+            }
+            StoppableBroker::Mock(mock) => mock.broker_down(1).expect("broker down"),
+        }
+    }
+
+    /// Starts it again (a new Tansu process on the same port).
+    pub async fn up(&mut self) {
+        match self {
+            StoppableBroker::Tansu { bin, port, child } => {
+                let url = format!("tcp://127.0.0.1:{port}");
+                *child = Some(
+                    std::process::Command::new(bin.as_str())
+                        .args([
+                            "broker",
+                            "--listener-url",
+                            &url,
+                            "--advertised-listener-url",
+                            &url,
+                        ])
+                        .args(["--storage-engine", "memory://tansu/"])
+                        .stdout(std::process::Stdio::null())
+                        .stderr(std::process::Stdio::null())
+                        .spawn()
+                        .expect("start tansu"),
+                );
+                let addr = format!("127.0.0.1:{port}");
+                eventually(20, "tansu to listen", || async {
+                    tokio::net::TcpStream::connect(&addr).await.ok().map(|_| ())
+                })
+                .await;
+            }
+            StoppableBroker::Mock(mock) => mock.broker_up(1).expect("broker up"),
+        }
+    }
+}
+
+impl Drop for StoppableBroker {
+    fn drop(&mut self) {
+        if let StoppableBroker::Tansu { .. } = self {
+            self.down();
+        }
+    }
+}
+
+/// Reads every event topic of `config` from the beginning until `count` distinct event ids
+/// arrived; returns the envelopes in arrival order with their key and `ce_id` header.
+pub async fn read_topics(
+    config: &Config,
+    count: usize,
+    secs: u64,
+) -> Vec<(String, Option<String>, Envelope)> {
+    let consumer: StreamConsumer = config
+        .kafka
+        .consumer(&format!("reader-{}", Uuid::now_v7().simple()))
+        .expect("consumer");
+    let topics = config.kafka.event_topics();
+    let refs: Vec<&str> = topics.iter().map(String::as_str).collect();
+    consumer.subscribe(&refs).expect("subscribe");
+    let mut seen = HashSet::new();
+    let mut out = Vec::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
+    while seen.len() < count {
+        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+        let message = match tokio::time::timeout(left, consumer.recv()).await {
+            Ok(Ok(message)) => message,
+            // Topics without events yet are reported, not fatal.
+            Ok(Err(_)) => continue,
+            Err(_) => panic!("timed out with {} of {count} events read", seen.len()),
+        };
+        let key = String::from_utf8_lossy(message.key().unwrap_or_default()).into_owned();
+        let ce_id = message.headers().and_then(|headers| {
+            headers
+                .iter()
+                .find(|h| h.key == "ce_id")
+                .and_then(|h| h.value)
+                .map(|v| String::from_utf8_lossy(v).into_owned())
+        });
+        let envelope: Envelope =
+            serde_json::from_slice(message.payload().expect("payload")).expect("an envelope");
+        seen.insert(envelope.id);
+        out.push((key, ce_id, envelope));
+    }
+    out
+}
+
+/// Events per aggregate arrive in sequence order; a redelivery may repeat an event already
+/// seen (same id), never bring a new event out of order.
+pub fn assert_per_aggregate_order(events: &[Envelope]) {
+    let mut highest: HashMap<&str, i64> = HashMap::new();
+    let mut seen: HashSet<Uuid> = HashSet::new();
+    for event in events {
+        let first_time = seen.insert(event.id);
+        if let Some(highest) = highest.get(event.subject.as_str()) {
+            assert!(
+                event.sequence > *highest || !first_time,
+                "aggregate {}: event {} with sequence {} arrived after sequence {highest}",
+                event.subject,
+                event.id,
+                event.sequence
+            );
+        }
+        let entry = highest.entry(&event.subject).or_insert(event.sequence);
+        *entry = (*entry).max(event.sequence);
+    }
+}
+
+/// Creates catalog, account and cart changes; returns the number of variants created.
+async fn some_changes(t: &TestApp, variants: usize) -> usize {
+    let product = create_product(t, &t.a.admin, "Streamed Bolt").await;
+    let items = (0..variants)
+        .map(|i| variant(&product, &format!("EV-{i}"), 100 + i as i64))
+        .collect();
+    let out = upsert(t, &t.a.admin, items).await;
+    assert_eq!(out["applied"], true);
+    t.ok(
+        Some(&t.a.admin),
+        "mutation($id: ID!) { updateProduct(id: $id, input: { name: \"Streamed Bolt 2\" }) { id } }",
+        json!({ "id": product }),
+    )
+    .await;
+    let (_, buyer) = buyer(t).await;
+    t.ok(
+        Some(&buyer),
+        "mutation($l: [CartLineInput!]!) { addCartLines(lines: $l) { cart { lineCount } } }",
+        json!({ "l": [{ "sku": "EV-0", "quantity": 3 }, { "sku": "EV-1", "quantity": 1 }] }),
+    )
+    .await;
+    t.ok(
+        Some(&buyer),
+        "mutation($l: [CartLineInput!]!) { updateCartLines(lines: $l) { cart { lineCount } } }",
+        json!({ "l": [{ "sku": "EV-0", "quantity": 5 }] }),
+    )
+    .await;
+    t.ok(
+        Some(&t.a.storefront),
+        "mutation($input: RegisterCustomerInput!) { registerCustomer(input: $input) { id } }",
+        json!({ "input": { "email": "stream@example.com", "password": "analytical-1", "firstName": "S", "lastName": "T" } }),
+    )
+    .await;
+    variants
+}
+
+const PROJECTIONS: &str = "{ catalogChangeFeed(days: 2) { day aggregateType changes }
+    accountCounts { customers companies companyUsers }
+    cartActivity(days: 2) { day companyId cartsCreated lineChanges events } }";
+
+/// The projections as the admin sees them once they match the outbox: (catalog changes,
+/// account counts, cart events).
+async fn settled_projections(t: &TestApp, secs: u64) -> Value {
+    let rows = outbox_rows(t).await;
+    let catalog = rows
+        .iter()
+        .filter(|r| {
+            ["product", "variant", "collection", "price_list"].contains(&r.aggregate_type.as_str())
+        })
+        .count() as i64;
+    let cart_events = rows
+        .iter()
+        .filter(|r| r.event_type.starts_with("vectis.cart."))
+        .count() as i64;
+    eventually(secs, "projections to catch up with the outbox", || async {
+        let data = t.ok(Some(&t.a.admin), PROJECTIONS, json!({})).await;
+        let changes: i64 = data["catalogChangeFeed"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|d| d["changes"].as_i64().unwrap())
+            .sum();
+        let carts: i64 = data["cartActivity"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|d| d["events"].as_i64().unwrap())
+            .sum();
+        (changes == catalog && carts == cart_events).then_some(data)
+    })
+    .await
+}
+
+#[tokio::test]
+async fn all_in_one_relay_builds_projections_without_a_broker() {
+    let mut config = fresh_config().await;
+    config.kafka.relay_poll_ms = 100;
+    let t = TestApp::with_config(config).await;
+    let runtime = EventRuntime::for_engine(&t.app).await.unwrap();
+    assert_eq!(
+        runtime.relay.as_ref().unwrap().status().publisher,
+        "in-process"
+    );
+    let variants = some_changes(&t, 40).await;
+
+    let data = settled_projections(&t, 30).await;
+    let feed = data["catalogChangeFeed"].as_array().unwrap();
+    let of = |kind: &str| {
+        feed.iter()
+            .filter(|d| d["aggregateType"] == kind)
+            .map(|d| d["changes"].as_i64().unwrap())
+            .sum::<i64>()
+    };
+    assert_eq!(of("variant"), variants as i64);
+    assert_eq!(of("product"), 2, "created and renamed");
+    assert_eq!(data["accountCounts"]["companies"], 1);
+    assert_eq!(data["accountCounts"]["companyUsers"], 1);
+    let activity = data["cartActivity"].as_array().unwrap();
+    assert_eq!(activity.len(), 1, "one company, one day: {activity:?}");
+    assert_eq!(activity[0]["cartsCreated"], 1);
+    assert_eq!(activity[0]["lineChanges"], 2);
+    assert!(activity[0]["companyId"].is_string());
+    eventually(10, "an empty backlog", || async {
+        (backlog(&t).await == 0).then_some(())
+    })
+    .await;
+    let (status, _, health) = t
+        .http(
+            axum::http::Request::get("/health")
+                .body(axum::body::Body::empty())
+                .unwrap(),
+        )
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(health["checks"]["relay"]["status"], "ok");
+    assert_eq!(health["checks"]["relay"]["publisher"], "in-process");
+    assert_eq!(health["checks"]["relay"]["backlog"], 0);
+
+    // Another tenant sees its own (empty) projections.
+    let other = t.tenant("globex").await;
+    let data = t.ok(Some(&other.admin), PROJECTIONS, json!({})).await;
+    assert_eq!(data["catalogChangeFeed"], json!([]));
+    assert_eq!(data["accountCounts"]["companies"], 0);
+    runtime.shutdown().await;
+}
+
+#[tokio::test]
+async fn projection_queries_check_permissions_and_input() {
+    let t = TestApp::new().await;
+    let anonymous = t
+        .gql(None, "{ accountCounts { customers } }", json!({}))
+        .await;
+    assert_eq!(error_code(&anonymous), "UNAUTHENTICATED");
+    let nobody = t.a.staff(&[]);
+    let forbidden = t
+        .gql(Some(&nobody), "{ catalogChangeFeed { day } }", json!({}))
+        .await;
+    assert_eq!(error_code(&forbidden), "FORBIDDEN");
+    let catalog_only = t.a.staff(&[vectis_engine::auth::Permission::CatalogRead]);
+    let forbidden = t
+        .gql(Some(&catalog_only), "{ cartActivity { day } }", json!({}))
+        .await;
+    assert_eq!(error_code(&forbidden), "FORBIDDEN");
+    for days in [0, 367, -1] {
+        let bad = t
+            .gql(
+                Some(&t.a.admin),
+                "query($d: Int!) { catalogChangeFeed(days: $d) { day } }",
+                json!({ "d": days }),
+            )
+            .await;
+        assert_eq!(error_code(&bad), "VALIDATION", "days {days}");
+    }
+    let bad_id = t
+        .gql(
+            Some(&t.a.admin),
+            "{ cartActivity(companyId: \"nope\") { day } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(error_code(&bad_id), "VALIDATION");
+}
+
+#[tokio::test]
+async fn a_redelivered_event_changes_no_projection() {
+    let t = TestApp::new().await;
+    create_product(&t, &t.a.admin, "Once").await;
+    let pipeline = vectis_engine::consumer::pipeline(&t.app).unwrap();
+    let row = outbox_rows(&t).await.pop().unwrap();
+    let event = Envelope::from_row(&row);
+    let first = pipeline.process(&event).await.unwrap();
+    // Projections and webhooks.
+    assert_eq!((first.applied, first.duplicates), (2, 0));
+    for _ in 0..3 {
+        let again = pipeline.process(&event).await.unwrap();
+        assert_eq!((again.applied, again.duplicates), (0, 2));
+    }
+    let data = t
+        .ok(
+            Some(&t.a.admin),
+            "{ catalogChangeFeed { changes } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(data["catalogChangeFeed"], json!([{ "changes": 1 }]));
+}
+
+/// A handler that fails while `failing` is set and counts what it applied.
+struct Flaky {
+    failing: AtomicBool,
+    applied: AtomicUsize,
+}
+
+#[async_trait]
+impl Handler for Flaky {
+    fn name(&self) -> &str {
+        "flaky"
+    }
+    fn wants(&self, _: &Envelope) -> bool {
+        true
+    }
+    async fn handle(&self, _: &DatabaseTransaction, _: &Envelope) -> anyhow::Result<()> {
+        if self.failing.load(Ordering::SeqCst) {
+            anyhow::bail!("the ERP is down");
+        }
+        self.applied.fetch_add(1, Ordering::SeqCst);
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn failures_retry_with_backoff_become_dead_letters_and_can_be_redriven() {
+    let t = TestApp::new().await;
+    create_product(&t, &t.a.admin, "Fails").await;
+    let flaky = Arc::new(Flaky {
+        failing: AtomicBool::new(true),
+        applied: AtomicUsize::new(0),
+    });
+    let pipeline = Pipeline::new(
+        t.app.db().clone(),
+        vec![flaky.clone() as Arc<dyn Handler>],
+        RetryPolicy {
+            initial: Duration::from_millis(20),
+            max: Duration::from_millis(40),
+            max_attempts: 3,
+        },
+    );
+    let event = Envelope::from_row(&outbox_rows(&t).await.pop().unwrap());
+    let outcome = pipeline.process(&event).await.unwrap();
+    assert_eq!(outcome.failed, 1);
+    // A redelivery while it is failing does not start a second schedule.
+    pipeline.process(&event).await.unwrap();
+    assert_eq!(t.scalar("SELECT COUNT(*) FROM event_failures").await, 1);
+    assert_eq!(t.scalar("SELECT COUNT(*) FROM inbox").await, 0);
+
+    // Not due yet: nothing runs.
+    assert_eq!(pipeline.retry_due().await.unwrap(), 0);
+    for _ in 0..2 {
+        tokio::time::sleep(Duration::from_millis(60)).await;
+        assert_eq!(pipeline.retry_due().await.unwrap(), 1);
+    }
+    let dead = pipeline.dead_letters(None, 10).await.unwrap();
+    assert_eq!(dead.len(), 1);
+    assert_eq!(dead[0].attempts, 3);
+    assert_eq!(dead[0].event_id, event.id);
+    assert!(dead[0].last_error.contains("the ERP is down"));
+    tokio::time::sleep(Duration::from_millis(60)).await;
+    assert_eq!(
+        pipeline.retry_due().await.unwrap(),
+        0,
+        "dead letters are not retried"
+    );
+
+    flaky.failing.store(false, Ordering::SeqCst);
+    assert_eq!(pipeline.redrive(&[]).await.unwrap(), 1);
+    assert_eq!(pipeline.retry_due().await.unwrap(), 1);
+    assert_eq!(flaky.applied.load(Ordering::SeqCst), 1);
+    assert_eq!(t.scalar("SELECT COUNT(*) FROM event_failures").await, 0);
+    assert_eq!(t.scalar("SELECT COUNT(*) FROM inbox").await, 1);
+    // Applied: a later redelivery is a duplicate.
+    let again = pipeline.process(&event).await.unwrap();
+    assert_eq!(again.duplicates, 1);
+    assert_eq!(flaky.applied.load(Ordering::SeqCst), 1);
+}
+
+#[tokio::test]
+async fn relay_publishes_to_kafka_in_aggregate_order_and_the_consumer_builds_projections() {
+    let broker = TestBroker::start();
+    let mut config = fresh_config().await;
+    broker.configure(&mut config);
+    let t = TestApp::with_config(config).await;
+    let relay = EventRuntime::for_engine(&t.app).await.unwrap();
+    assert_eq!(relay.relay.as_ref().unwrap().status().publisher, "kafka");
+    let consumer = EventRuntime::for_consumer(&t.app).await.unwrap();
+    some_changes(&t, 200).await;
+    // Interleave changes of a few aggregates so order is tested across batches.
+    let mut products = Vec::new();
+    for name in ["P0", "P1", "P2"] {
+        products.push(create_product(&t, &t.a.admin, name).await);
+    }
+    for round in 0..5 {
+        for id in &products {
+            t.ok(
+                Some(&t.a.admin),
+                "mutation($id: ID!, $n: String!) { updateProduct(id: $id, input: { name: $n }) { id } }",
+                json!({ "id": id, "n": format!("round {round}") }),
+            )
+            .await;
+        }
+    }
+    settled_projections(&t, 60).await;
+    eventually(30, "an empty backlog", || async {
+        (backlog(&t).await == 0).then_some(())
+    })
+    .await;
+
+    let rows = outbox_rows(&t).await;
+    let read = read_topics(&t.app.config, rows.len(), 60).await;
+    let ids: HashSet<Uuid> = read.iter().map(|(_, _, e)| e.id).collect();
+    assert_eq!(ids, rows.iter().map(|r| r.id).collect::<HashSet<_>>());
+    for (key, ce_id, envelope) in &read {
+        assert_eq!(key, &envelope.subject, "keyed by aggregate id");
+        assert_eq!(ce_id.as_deref(), Some(envelope.id.to_string().as_str()));
+        assert_eq!(envelope.specversion, "1.0");
+    }
+    let envelopes: Vec<Envelope> = read.into_iter().map(|(_, _, e)| e).collect();
+    assert_per_aggregate_order(&envelopes);
+    let product_topic: HashSet<&str> = envelopes
+        .iter()
+        .filter(|e| e.aggregatetype == "product")
+        .map(|e| e.event_type.as_str())
+        .collect();
+    assert!(product_topic.contains("vectis.product.updated"));
+    consumer.shutdown().await;
+    relay.shutdown().await;
+}
+
+#[tokio::test]
+async fn changes_made_while_the_broker_is_down_are_all_published_when_it_returns() {
+    let mut broker = StoppableBroker::start().await;
+    let mut config = fresh_config().await;
+    TestBroker {
+        brokers: broker.brokers(),
+        _mock: None,
+    }
+    .configure(&mut config);
+    config.kafka.message_timeout_ms = 1_500;
+    let t = TestApp::with_config(config).await;
+    let runtime = EventRuntime::for_engine(&t.app).await.unwrap();
+    broker.down();
+
+    // 1,000 variants created and then all repriced, accounts registered: writes go on.
+    let product = create_product(&t, &t.a.admin, "Offline Bolt").await;
+    for price in [100, 150] {
+        let items = (0..1_000)
+            .map(|i| variant(&product, &format!("OFF-{i}"), price + i as i64))
+            .collect();
+        assert_eq!(upsert(&t, &t.a.admin, items).await["applied"], true);
+    }
+    for i in 0..5 {
+        t.ok(
+            Some(&t.a.storefront),
+            "mutation($input: RegisterCustomerInput!) { registerCustomer(input: $input) { id } }",
+            json!({ "input": { "email": format!("offline{i}@example.com"), "password": "analytical-1", "firstName": "O", "lastName": "F" } }),
+        )
+        .await;
+    }
+    let health = eventually(30, "the relay to report degraded", || async {
+        let (_, _, health) = t
+            .http(
+                axum::http::Request::get("/health")
+                    .body(axum::body::Body::empty())
+                    .unwrap(),
+            )
+            .await;
+        (health["checks"]["relay"]["status"] == "degraded").then_some(health)
+    })
+    .await;
+    assert_eq!(health["status"], "degraded");
+    assert!(health["checks"]["relay"]["backlog"].as_i64().unwrap() > 2_000);
+    assert!(health["checks"]["relay"]["lastError"].is_string());
+
+    broker.up().await;
+    eventually(90, "the backlog to drain", || async {
+        (backlog(&t).await == 0).then_some(())
+    })
+    .await;
+    let rows = outbox_rows(&t).await;
+    assert!(rows.len() > 2_005);
+    let read = read_topics(&t.app.config, rows.len(), 90).await;
+    let ids: HashSet<Uuid> = read.iter().map(|(_, _, e)| e.id).collect();
+    assert_eq!(
+        ids,
+        rows.iter().map(|r| r.id).collect::<HashSet<_>>(),
+        "none lost"
+    );
+    let envelopes: Vec<Envelope> = read.into_iter().map(|(_, _, e)| e).collect();
+    assert_per_aggregate_order(&envelopes);
+    assert!(!t.app.relay.get().unwrap().status().degraded);
+    runtime.shutdown().await;
+}
+
+#[tokio::test]
+async fn extension_sinks_are_found_by_name_and_unknown_names_are_refused() {
+    let mut config = fresh_config().await;
+    config.consumer.sinks = vec!["erp-export".into()];
+    let t = TestApp::with_config(config).await;
+    let pipeline = vectis_engine::consumer::pipeline(&t.app).unwrap();
+    assert_eq!(
+        pipeline.handler_names(),
+        ["projections", "webhooks", "sink:erp-export"]
+    );
+
+    let mut config = fresh_config().await;
+    config.consumer.sinks = vec!["no-such-sink".into()];
+    let t = TestApp::with_config(config).await;
+    let err = vectis_engine::consumer::pipeline(&t.app).err().unwrap();
+    assert!(
+        err.to_string()
+            .contains("no event sink named `no-such-sink`"),
+        "{err}"
+    );
+}
