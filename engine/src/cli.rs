@@ -68,6 +68,12 @@ pub enum Command {
 /// `events` subcommands.
 #[derive(Debug, Subcommand)]
 pub enum EventsCommand {
+    /// Prints the AsyncAPI document of the event topics (the checked-in `asyncapi.yaml`).
+    Asyncapi {
+        /// Write to this file instead of standard output.
+        #[arg(long)]
+        output: Option<PathBuf>,
+    },
     /// Publishes the event history again to the broker (for a new integrator): every event
     /// from `--since` or `--from-position` on, in order, with its original id.
     Replay {
@@ -130,6 +136,19 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         return Ok(());
     }
+    if let Command::Events {
+        command: EventsCommand::Asyncapi { output },
+    } = &cli.command
+    {
+        let yaml = crate::events::contract::to_yaml(&crate::events::contract::asyncapi());
+        match output {
+            Some(path) => {
+                std::fs::write(path, yaml).with_context(|| format!("writing {}", path.display()))?
+            }
+            None => print!("{yaml}"),
+        }
+        return Ok(());
+    }
     let mut config = Config::load(&cli.config)?;
     if let Command::Serve {
         listen: Some(listen),
@@ -146,7 +165,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         );
     }
     match cli.command {
-        Command::ExportSchema { .. } => Ok(()),
+        Command::ExportSchema { .. }
+        | Command::Events {
+            command: EventsCommand::Asyncapi { .. },
+        } => Ok(()),
         Command::Migrate => {
             App::start(config).await?;
             println!("migrations applied");

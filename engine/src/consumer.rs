@@ -63,6 +63,7 @@ pub fn handlers(app: &App) -> anyhow::Result<Vec<Arc<dyn Handler>>> {
     let mut handlers: Vec<Arc<dyn Handler>> = vec![
         Arc::new(Projections),
         Arc::new(crate::webhooks::WebhookFanout),
+        Arc::new(crate::notifications::Notifications::new(&app.config.mail)?),
     ];
     for name in &app.config.consumer.sinks {
         let factory = find_sink(name).ok_or_else(|| {
@@ -80,17 +81,21 @@ pub fn handlers(app: &App) -> anyhow::Result<Vec<Arc<dyn Handler>>> {
     Ok(handlers)
 }
 
+/// The retry policy of handlers, webhooks and mail.
+pub fn retry_policy(c: &crate::config::ConsumerConfig) -> RetryPolicy {
+    RetryPolicy {
+        initial: Duration::from_millis(c.retry_initial_ms),
+        max: Duration::from_millis(c.retry_max_ms),
+        max_attempts: c.max_attempts,
+    }
+}
+
 /// The consumer pipeline with the configured retry policy.
 pub fn pipeline(app: &App) -> anyhow::Result<Pipeline> {
-    let c = &app.config.consumer;
     Ok(Pipeline::new(
         app.db().clone(),
         handlers(app)?,
-        RetryPolicy {
-            initial: Duration::from_millis(c.retry_initial_ms),
-            max: Duration::from_millis(c.retry_max_ms),
-            max_attempts: c.max_attempts,
-        },
+        retry_policy(&app.config.consumer),
     ))
 }
 
@@ -188,6 +193,14 @@ impl EventRuntime {
                 deliverer.as_ref().clone().run(every, rx.clone()),
             )),
             Err(err) => tracing::error!(error = %format!("{err:#}"), "webhook deliveries are off"),
+        }
+        match crate::notifications::Mailer::new(
+            app.db().clone(),
+            &app.config.mail,
+            retry_policy(&app.config.consumer),
+        ) {
+            Ok(mailer) => self.tasks.push(tokio::spawn(mailer.run(every, rx.clone()))),
+            Err(err) => tracing::error!(error = %format!("{err:#}"), "mail is off"),
         }
     }
 

@@ -20,6 +20,7 @@ pub mod error;
 pub mod events;
 pub mod graphql;
 pub mod http;
+pub mod notifications;
 pub mod pricing;
 pub mod projections;
 pub mod seed;

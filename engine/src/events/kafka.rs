@@ -75,6 +75,8 @@ impl KafkaConfig {
             .set("auto.offset.reset", "earliest")
             .set("session.timeout.ms", "6000")
             .set("heartbeat.interval.ms", "1000")
+            // Wait at most 100 ms for new records (librdkafka waits 500 ms by default).
+            .set("fetch.wait.max.ms", "100")
             .set("topic.metadata.refresh.interval.ms", "2000")
             .create()?)
     }

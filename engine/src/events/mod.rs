@@ -6,6 +6,7 @@
 //! equal to the aggregate's version after the change), `tenantid`, `time` and `data`.
 //! The outbox is the source of truth; the relay to Kafka reads it.
 
+pub mod contract;
 pub mod entity;
 pub mod envelope;
 pub mod kafka;

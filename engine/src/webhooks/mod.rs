@@ -753,11 +753,7 @@ pub fn deliverer(
 ) -> anyhow::Result<Arc<Deliverer>> {
     Ok(Arc::new(Deliverer::new(
         core,
-        RetryPolicy {
-            initial: Duration::from_millis(config.retry_initial_ms),
-            max: Duration::from_millis(config.retry_max_ms),
-            max_attempts: config.max_attempts,
-        },
+        crate::consumer::retry_policy(config),
         Duration::from_millis(config.webhook_timeout_ms),
         config.webhook_disable_after,
     )?))

@@ -497,8 +497,8 @@ async fn failures_retry_with_backoff_become_dead_letters_and_can_be_redriven() {
         t.app.db().clone(),
         vec![flaky.clone() as Arc<dyn Handler>],
         RetryPolicy {
-            initial: Duration::from_millis(20),
-            max: Duration::from_millis(40),
+            initial: Duration::from_millis(500),
+            max: Duration::from_millis(1_000),
             max_attempts: 3,
         },
     );
@@ -513,7 +513,7 @@ async fn failures_retry_with_backoff_become_dead_letters_and_can_be_redriven() {
     // Not due yet: nothing runs.
     assert_eq!(pipeline.retry_due().await.unwrap(), 0);
     for _ in 0..2 {
-        tokio::time::sleep(Duration::from_millis(60)).await;
+        tokio::time::sleep(Duration::from_millis(1_100)).await;
         assert_eq!(pipeline.retry_due().await.unwrap(), 1);
     }
     let dead = pipeline.dead_letters(None, 10).await.unwrap();
@@ -521,7 +521,7 @@ async fn failures_retry_with_backoff_become_dead_letters_and_can_be_redriven() {
     assert_eq!(dead[0].attempts, 3);
     assert_eq!(dead[0].event_id, event.id);
     assert!(dead[0].last_error.contains("the ERP is down"));
-    tokio::time::sleep(Duration::from_millis(60)).await;
+    tokio::time::sleep(Duration::from_millis(1_100)).await;
     assert_eq!(
         pipeline.retry_due().await.unwrap(),
         0,
@@ -665,7 +665,12 @@ async fn extension_sinks_are_found_by_name_and_unknown_names_are_refused() {
     let pipeline = vectis_engine::consumer::pipeline(&t.app).unwrap();
     assert_eq!(
         pipeline.handler_names(),
-        ["projections", "webhooks", "sink:erp-export"]
+        [
+            "projections",
+            "webhooks",
+            "notifications",
+            "sink:erp-export"
+        ]
     );
 
     let mut config = fresh_config().await;
@@ -676,5 +681,176 @@ async fn extension_sinks_are_found_by_name_and_unknown_names_are_refused() {
         err.to_string()
             .contains("no event sink named `no-such-sink`"),
         "{err}"
+    );
+}
+
+/// Environment for an engine or consumer process sharing this test's database and broker.
+fn process_env(config: &Config) -> Vec<(String, String)> {
+    let mut env = vec![
+        ("VECTIS_DATABASE_URL".into(), config.database.url.clone()),
+        ("VECTIS_DATABASE_MAX_CONNECTIONS".into(), "4".into()),
+        (
+            "VECTIS_KAFKA_BROKERS".into(),
+            config.kafka.brokers.clone().unwrap_or_default(),
+        ),
+        (
+            "VECTIS_KAFKA_TOPIC_PREFIX".into(),
+            config.kafka.topic_prefix.clone(),
+        ),
+        (
+            "VECTIS_KAFKA_PARTITIONS".into(),
+            config.kafka.partitions.to_string(),
+        ),
+        ("VECTIS_KAFKA_RELAY_BATCH".into(), "50".into()),
+        ("VECTIS_KAFKA_RELAY_POLL_MS".into(), "100".into()),
+        (
+            "VECTIS_CONSUMER_GROUP_ID".into(),
+            config.consumer.group_id.clone(),
+        ),
+        ("VECTIS_CONSUMER_WORKER_POLL_MS".into(), "100".into()),
+        ("VECTIS_CONSUMER_RETRY_INITIAL_MS".into(), "600000".into()),
+        ("VECTIS_CONSUMER_RETRY_MAX_MS".into(), "600000".into()),
+        (
+            "VECTIS_AUTH_JWT_SECRET".into(),
+            crate::support::TEST_JWT_SECRET.into(),
+        ),
+        ("VECTIS_LOG_FILTER".into(), "error".into()),
+    ];
+    if let Some(schema) = &config.database.schema {
+        env.push(("VECTIS_DATABASE_SCHEMA".into(), schema.clone()));
+    }
+    env
+}
+
+fn spawn(binary: &str, args: &[&str], env: &[(String, String)]) -> std::process::Child {
+    std::process::Command::new(binary)
+        .args(["--config", "/nonexistent/vectis.toml"])
+        .args(args)
+        .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap_or_else(|e| panic!("starting {binary}: {e}"))
+}
+
+#[tokio::test]
+async fn killing_the_relay_or_the_consumer_mid_stream_loses_nothing_and_doubles_nothing() {
+    let broker = TestBroker::start();
+    let mut config = fresh_config().await;
+    broker.configure(&mut config);
+    let t = TestApp::with_config(config).await;
+    let env = process_env(&t.app.config);
+    // Webhook deliveries are effects too: one per event, however often it is consumed.
+    let receiver = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/hook", receiver.local_addr().unwrap());
+    tokio::spawn(async move {
+        let app = axum::Router::new().route(
+            "/hook",
+            axum::routing::post(|| async { axum::http::StatusCode::NO_CONTENT }),
+        );
+        axum::serve(receiver, app).await.ok()
+    });
+    t.ok(
+        Some(&t.a.admin),
+        "mutation($u: String!) { createWebhookEndpoint(input: { url: $u, eventTypes: [\"vectis.variant.*\"] }) { secret } }",
+        json!({ "u": url }),
+    )
+    .await;
+    let product = create_product(&t, &t.a.admin, "Killed Bolt").await;
+    for chunk in 0..3 {
+        let items = (0..1_000)
+            .map(|i| variant(&product, &format!("K-{chunk}-{i}"), 100))
+            .collect();
+        assert_eq!(upsert(&t, &t.a.admin, items).await["applied"], true);
+    }
+    let rows = outbox_rows(&t).await;
+    let total = rows.len() as i64;
+
+    // The relay, killed (SIGKILL) after it published some batches.
+    let engine = env!("CARGO_BIN_EXE_vectis");
+    let mut relay = spawn(engine, &["serve", "--listen", "127.0.0.1:0"], &env);
+    eventually(60, "the relay to publish part of the outbox", || async {
+        let left = backlog(&t).await;
+        (left < total).then_some(())
+    })
+    .await;
+    relay.kill().unwrap();
+    relay.wait().unwrap();
+    let left = backlog(&t).await;
+    assert!(
+        left > 0,
+        "the relay finished before it was killed; make the stream longer"
+    );
+    let mut relay = spawn(engine, &["serve", "--listen", "127.0.0.1:0"], &env);
+    eventually(120, "the restarted relay to drain the outbox", || async {
+        (backlog(&t).await == 0).then_some(())
+    })
+    .await;
+    relay.kill().unwrap();
+    relay.wait().unwrap();
+    let read = read_topics(&t.app.config, rows.len(), 120).await;
+    let ids: HashSet<Uuid> = read.iter().map(|(_, _, e)| e.id).collect();
+    assert_eq!(
+        ids,
+        rows.iter().map(|r| r.id).collect::<HashSet<_>>(),
+        "none lost"
+    );
+    let envelopes: Vec<Envelope> = read.into_iter().map(|(_, _, e)| e).collect();
+    assert_per_aggregate_order(&envelopes);
+
+    // The consumer, killed after it applied part of the stream.
+    let binary = env!("CARGO_BIN_EXE_vectis-consumer");
+    let applied = || async {
+        t.scalar("SELECT COUNT(*) FROM inbox WHERE handler = 'projections'")
+            .await
+    };
+    let fanned_out = || async {
+        t.scalar("SELECT COUNT(*) FROM inbox WHERE handler = 'webhooks'")
+            .await
+    };
+    let catalog_events = rows
+        .iter()
+        .filter(|r| r.aggregate_type == "product" || r.aggregate_type == "variant")
+        .count() as i64;
+    let mut consumer = spawn(binary, &["run"], &env);
+    eventually(90, "the consumer to apply part of the stream", || async {
+        (applied().await > 0).then_some(())
+    })
+    .await;
+    consumer.kill().unwrap();
+    consumer.wait().unwrap();
+    assert!(
+        applied().await < catalog_events,
+        "the consumer finished before it was killed"
+    );
+    let mut consumer = spawn(binary, &["run"], &env);
+    eventually(
+        120,
+        "the restarted consumer to apply everything",
+        || async {
+            (applied().await == catalog_events && fanned_out().await == total).then_some(())
+        },
+    )
+    .await;
+    consumer.kill().unwrap();
+    consumer.wait().unwrap();
+    let data = t
+        .ok(
+            Some(&t.a.admin),
+            "{ catalogChangeFeed { aggregateType changes } }",
+            json!({}),
+        )
+        .await;
+    let counted: i64 = data["catalogChangeFeed"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["changes"].as_i64().unwrap())
+        .sum();
+    assert_eq!(counted, catalog_events, "every change counted exactly once");
+    assert_eq!(
+        t.scalar("SELECT COUNT(*) FROM webhook_deliveries").await,
+        3_000,
+        "one delivery per variant event"
     );
 }

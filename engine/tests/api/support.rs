@@ -38,6 +38,10 @@ pub fn postgres_url() -> Option<String> {
 pub async fn fresh_config() -> Config {
     let mut config = Config::default();
     config.auth.jwt_secret = Some(TEST_JWT_SECRET.into());
+    config.mail.mailbox_dir = std::env::temp_dir()
+        .join(format!("vectis-test-mailbox-{}", Uuid::now_v7().simple()))
+        .display()
+        .to_string();
     match postgres_url() {
         Some(url) => {
             let schema = format!("t_{}", Uuid::now_v7().simple());

@@ -1,0 +1,363 @@
+//! Notifications: the account emails (email verification, password reset, company invitation),
+//! rendered from templates (minijinja; text and HTML parts) when their event arrives, queued in
+//! `mail_queue` in the handler's transaction (so a redelivered event queues nothing twice), and
+//! sent by a worker over SMTP (`VECTIS_MAIL_SMTP_URL`) or, without SMTP, written as `.eml` files
+//! to `mail.mailbox_dir` for development.
+//!
+//! Each message's `Message-ID` is derived from the event id, so a message sent twice (a crash
+//! between sending and recording) is recognisable as the same message.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::Utc;
+use lettre::message::{Mailbox, MultiPart};
+use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
+use minijinja::{Environment, context};
+use sea_orm::sea_query::{Expr, OnConflict};
+use sea_orm::{
+    ActiveValue::Set, ColumnTrait, DatabaseTransaction, EntityTrait, QueryFilter, QueryOrder,
+    QuerySelect,
+};
+use tokio::sync::watch;
+use uuid::Uuid;
+
+use crate::config::MailConfig;
+use crate::db::{Db, Scope};
+use crate::events::envelope::Envelope;
+use crate::events::pipeline::{Handler, RetryPolicy, truncate};
+
+/// `mail_queue`
+pub mod entity {
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, DeriveEntityModel)]
+    #[sea_orm(table_name = "mail_queue")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub id: Uuid,
+        pub tenant_id: Uuid,
+        pub created_at: DateTimeUtc,
+        pub updated_at: DateTimeUtc,
+        pub event_id: Uuid,
+        pub template: String,
+        pub to_address: String,
+        pub subject: String,
+        pub text_body: String,
+        pub html_body: String,
+        /// `pending`, `sent` or `failed`.
+        pub status: String,
+        pub attempts: i32,
+        pub next_attempt_at: Option<DateTimeUtc>,
+        pub last_error: Option<String>,
+        pub sent_at: Option<DateTimeUtc>,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+/// The templates: `name.subject`, `name.txt` and `name.html` for each email.
+const TEMPLATES: &[(&str, &str)] = &[
+    ("verify_email.subject", "Confirm your email address"),
+    (
+        "verify_email.txt",
+        include_str!("templates/verify_email.txt"),
+    ),
+    (
+        "verify_email.html",
+        include_str!("templates/verify_email.html"),
+    ),
+    ("password_reset.subject", "Reset your password"),
+    (
+        "password_reset.txt",
+        include_str!("templates/password_reset.txt"),
+    ),
+    (
+        "password_reset.html",
+        include_str!("templates/password_reset.html"),
+    ),
+    (
+        "company_invitation.subject",
+        "You are invited to {{ company_name }}",
+    ),
+    (
+        "company_invitation.txt",
+        include_str!("templates/company_invitation.txt"),
+    ),
+    (
+        "company_invitation.html",
+        include_str!("templates/company_invitation.html"),
+    ),
+];
+
+/// A rendered email.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Rendered {
+    /// Template name.
+    pub template: &'static str,
+    /// Recipient.
+    pub to: String,
+    /// Subject.
+    pub subject: String,
+    /// Plain text part.
+    pub text: String,
+    /// HTML part.
+    pub html: String,
+}
+
+/// Renders the account emails.
+pub struct Notifications {
+    env: Environment<'static>,
+    link_base: String,
+}
+
+impl Notifications {
+    /// The handler with the built-in templates; links start with `mail.link_base_url`.
+    pub fn new(config: &MailConfig) -> anyhow::Result<Self> {
+        let mut env = Environment::new();
+        // HTML parts escape their values; subjects and text parts are plain.
+        env.set_auto_escape_callback(|name| {
+            if name.ends_with(".html") {
+                minijinja::AutoEscape::Html
+            } else {
+                minijinja::AutoEscape::None
+            }
+        });
+        for (name, source) in TEMPLATES {
+            env.add_template(name, source)?;
+        }
+        Ok(Notifications {
+            env,
+            link_base: config.link_base_url.trim_end_matches('/').to_owned(),
+        })
+    }
+
+    /// The email an event asks for, if any.
+    pub fn render(&self, event: &Envelope) -> anyhow::Result<Option<Rendered>> {
+        let d = &event.data;
+        let text = |key: &str| d.get(key).and_then(|v| v.as_str()).unwrap_or_default();
+        let (template, path) = match event.event_type.as_str() {
+            "vectis.account.email_verification_requested" => ("verify_email", "verify-email"),
+            "vectis.account.password_reset_requested" => ("password_reset", "reset-password"),
+            "vectis.company.user_invited" => ("company_invitation", "accept-invitation"),
+            _ => return Ok(None),
+        };
+        let token = text("token");
+        let to = text("email");
+        if token.is_empty() || to.is_empty() {
+            anyhow::bail!("{} has no token or email", event.event_type);
+        }
+        let roles = d
+            .get("roles")
+            .and_then(|r| r.as_array())
+            .map(|r| {
+                r.iter()
+                    .filter_map(|v| v.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            })
+            .unwrap_or_default();
+        let ctx = context! {
+            first_name => if text("firstName").is_empty() { "there" } else { text("firstName") },
+            email => to,
+            company_name => text("companyName"),
+            roles => roles,
+            expires_at => text("expiresAt"),
+            link => format!("{}/{path}?token={token}", self.link_base),
+        };
+        let render = |suffix: &str| -> anyhow::Result<String> {
+            Ok(self
+                .env
+                .get_template(&format!("{template}.{suffix}"))?
+                .render(&ctx)?)
+        };
+        Ok(Some(Rendered {
+            template,
+            to: to.to_owned(),
+            subject: render("subject")?,
+            text: render("txt")?,
+            html: render("html")?,
+        }))
+    }
+}
+
+#[async_trait]
+impl Handler for Notifications {
+    fn name(&self) -> &str {
+        "notifications"
+    }
+
+    fn wants(&self, event: &Envelope) -> bool {
+        matches!(
+            event.event_type.as_str(),
+            "vectis.account.email_verification_requested"
+                | "vectis.account.password_reset_requested"
+                | "vectis.company.user_invited"
+        )
+    }
+
+    async fn handle(&self, tx: &DatabaseTransaction, event: &Envelope) -> anyhow::Result<()> {
+        let Some(mail) = self.render(event)? else {
+            return Ok(());
+        };
+        let now = Utc::now();
+        entity::Entity::insert(entity::ActiveModel {
+            id: Set(Uuid::now_v7()),
+            tenant_id: Set(event.tenantid),
+            created_at: Set(now),
+            updated_at: Set(now),
+            event_id: Set(event.id),
+            template: Set(mail.template.to_owned()),
+            to_address: Set(mail.to),
+            subject: Set(mail.subject),
+            text_body: Set(mail.text),
+            html_body: Set(mail.html),
+            status: Set("pending".into()),
+            attempts: Set(0),
+            next_attempt_at: Set(Some(now)),
+            last_error: Set(None),
+            sent_at: Set(None),
+        })
+        .on_conflict(
+            OnConflict::columns([entity::Column::EventId, entity::Column::Template])
+                .do_nothing()
+                .to_owned(),
+        )
+        .exec_without_returning(tx)
+        .await?;
+        Ok(())
+    }
+}
+
+/// Where mail goes.
+#[derive(Clone)]
+pub enum Transport {
+    /// An SMTP server.
+    Smtp(AsyncSmtpTransport<Tokio1Executor>),
+    /// `.eml` files in a folder (development).
+    Mailbox(PathBuf),
+}
+
+/// Sends queued mail.
+#[derive(Clone)]
+pub struct Mailer {
+    db: Db,
+    transport: Transport,
+    from: Mailbox,
+    retry: RetryPolicy,
+}
+
+impl Mailer {
+    /// The mailer for `config`.
+    pub fn new(db: Db, config: &MailConfig, retry: RetryPolicy) -> anyhow::Result<Self> {
+        let transport = match config.smtp_url.as_deref().filter(|u| !u.is_empty()) {
+            Some(url) => {
+                Transport::Smtp(AsyncSmtpTransport::<Tokio1Executor>::from_url(url)?.build())
+            }
+            None => Transport::Mailbox(PathBuf::from(&config.mailbox_dir)),
+        };
+        Ok(Mailer {
+            db,
+            transport,
+            from: config
+                .from
+                .parse()
+                .map_err(|e| anyhow::anyhow!("mail.from: {e}"))?,
+            retry,
+        })
+    }
+
+    /// Sends up to 50 due messages; returns how many were tried.
+    pub async fn run_once(&self) -> anyhow::Result<usize> {
+        let tx = self.db.read(Scope::System).await?;
+        let due = entity::Entity::find()
+            .filter(entity::Column::Status.eq("pending"))
+            .filter(entity::Column::NextAttemptAt.lte(Utc::now()))
+            .order_by_asc(entity::Column::NextAttemptAt)
+            .limit(50)
+            .all(&tx)
+            .await?;
+        tx.commit().await?;
+        for mail in &due {
+            let result = self.send(mail).await;
+            let now = Utc::now();
+            let attempts = mail.attempts.saturating_add(1);
+            let (status, next, error) = match &result {
+                Ok(()) => ("sent", None, None),
+                Err(err) if attempts >= self.retry.max_attempts => {
+                    ("failed", None, Some(format!("{err:#}")))
+                }
+                Err(err) => (
+                    "pending",
+                    Some(now + self.retry.delay(attempts)),
+                    Some(format!("{err:#}")),
+                ),
+            };
+            if let Some(error) = &error {
+                tracing::warn!(mail = %mail.id, error = %error, "sending mail");
+            }
+            let tx = self.db.write(Scope::System).await?;
+            entity::Entity::update_many()
+                .col_expr(entity::Column::Status, Expr::value(status))
+                .col_expr(entity::Column::Attempts, Expr::value(attempts))
+                .col_expr(entity::Column::NextAttemptAt, Expr::value(next))
+                .col_expr(
+                    entity::Column::LastError,
+                    Expr::value(error.map(|e| truncate(&e, 500))),
+                )
+                .col_expr(
+                    entity::Column::SentAt,
+                    Expr::value(result.is_ok().then_some(now)),
+                )
+                .col_expr(entity::Column::UpdatedAt, Expr::value(now))
+                .filter(entity::Column::Id.eq(mail.id))
+                .exec(&tx)
+                .await?;
+            tx.commit().await?;
+        }
+        Ok(due.len())
+    }
+
+    async fn send(&self, mail: &entity::Model) -> anyhow::Result<()> {
+        let message = Message::builder()
+            .from(self.from.clone())
+            .to(mail.to_address.parse()?)
+            .subject(&mail.subject)
+            .message_id(Some(format!(
+                "<{}.{}@vectis>",
+                mail.event_id, mail.template
+            )))
+            .multipart(MultiPart::alternative_plain_html(
+                mail.text_body.clone(),
+                mail.html_body.clone(),
+            ))?;
+        match &self.transport {
+            Transport::Smtp(smtp) => {
+                smtp.send(message).await?;
+            }
+            Transport::Mailbox(dir) => {
+                tokio::fs::create_dir_all(dir).await?;
+                let path = dir.join(format!("{}-{}.eml", mail.event_id, mail.template));
+                tokio::fs::write(path, message.formatted()).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Sends due mail every `every` until `stop` fires.
+    pub async fn run(self, every: Duration, mut stop: watch::Receiver<bool>) {
+        loop {
+            if let Err(err) = self.run_once().await {
+                tracing::warn!(error = %format!("{err:#}"), "mail queue");
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(every) => {}
+                _ = stop.changed() => return,
+            }
+        }
+    }
+}
