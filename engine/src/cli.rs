@@ -205,6 +205,11 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 (None, Some(position)) => crate::events::relay::ReplayFrom::Position(position),
                 (None, None) => anyhow::bail!("give --since or --from-position"),
             };
+            if !config.kafka.enabled() {
+                anyhow::bail!(
+                    "kafka.brokers (VECTIS_KAFKA_BROKERS) is not set: nothing to replay to"
+                );
+            }
             let app = App::start(config).await?;
             let tenant = match tenant {
                 Some(slug) => Some(
@@ -219,11 +224,6 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 None => None,
             };
             let kafka = &app.config.kafka;
-            if !kafka.enabled() {
-                anyhow::bail!(
-                    "kafka.brokers (VECTIS_KAFKA_BROKERS) is not set: nothing to replay to"
-                );
-            }
             let publisher = crate::events::kafka::KafkaPublisher::new(kafka)?;
             let count =
                 crate::events::relay::replay(app.db(), &publisher, from, tenant, kafka.relay_batch)

@@ -854,3 +854,216 @@ async fn killing_the_relay_or_the_consumer_mid_stream_loses_nothing_and_doubles_
         "one delivery per variant event"
     );
 }
+
+#[tokio::test]
+async fn replay_republishes_history_and_dead_letters_reach_the_topic_and_the_cli() {
+    let broker = TestBroker::start();
+    let mut config = fresh_config().await;
+    broker.configure(&mut config);
+    let t = TestApp::with_config(config).await;
+    let env = process_env(&t.app.config);
+    create_product(&t, &t.a.admin, "Replayed Bolt").await;
+    some_changes(&t, 5).await;
+    let rows = outbox_rows(&t).await;
+
+    // No relay ran: `events replay` publishes the whole history, in order, with original ids.
+    let from = rows[0].position.to_string();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_vectis"))
+        .args([
+            "--config",
+            "/nonexistent/vectis.toml",
+            "events",
+            "replay",
+            "--from-position",
+            &from,
+        ])
+        .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains(&format!("replayed {} events", rows.len())),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let read = read_topics(&t.app.config, rows.len(), 60).await;
+    let ids: HashSet<Uuid> = read.iter().map(|(_, _, e)| e.id).collect();
+    assert_eq!(ids, rows.iter().map(|r| r.id).collect::<HashSet<_>>());
+    assert_per_aggregate_order(&read.into_iter().map(|(_, _, e)| e).collect::<Vec<_>>());
+    // Replay needs a broker.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_vectis"))
+        .args([
+            "--config",
+            "/nonexistent/vectis.toml",
+            "events",
+            "replay",
+            "--since",
+            "2026-01-01T00:00:00Z",
+        ])
+        .envs(
+            env.iter()
+                .filter(|(k, _)| k != "VECTIS_KAFKA_BROKERS")
+                .map(|(k, v)| (k.as_str(), v.as_str())),
+        )
+        .env_remove("VECTIS_KAFKA_BROKERS")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("VECTIS_KAFKA_BROKERS"));
+
+    // A handler that always fails: its dead letter lands on the topic and in the CLI's list.
+    let flaky = Arc::new(Flaky {
+        failing: AtomicBool::new(true),
+        applied: AtomicUsize::new(0),
+    });
+    let pipeline = Pipeline::new(
+        t.app.db().clone(),
+        vec![flaky.clone() as Arc<dyn Handler>],
+        RetryPolicy {
+            initial: Duration::from_millis(1),
+            max: Duration::from_millis(1),
+            max_attempts: 2,
+        },
+    )
+    .with_dead_letters(Arc::new(
+        vectis_engine::events::kafka::KafkaDeadLetters::new(&t.app.config.kafka).unwrap(),
+    ));
+    let event = Envelope::from_row(rows.last().unwrap());
+    pipeline.process(&event).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    pipeline.retry_due().await.unwrap();
+    assert_eq!(pipeline.dead_letters(None, 10).await.unwrap().len(), 1);
+
+    let consumer: StreamConsumer = t.app.config.kafka.consumer("dlq-reader").unwrap();
+    consumer
+        .subscribe(&[t.app.config.kafka.dead_letter_topic().as_str()])
+        .unwrap();
+    let letter: Value = eventually(60, "the dead letter on the topic", || async {
+        match tokio::time::timeout(Duration::from_millis(500), consumer.recv()).await {
+            Ok(Ok(message)) => serde_json::from_slice(message.payload()?).ok(),
+            _ => None,
+        }
+    })
+    .await;
+    assert_eq!(letter["event"]["id"], event.id.to_string());
+    assert_eq!(letter["handler"], "flaky");
+    assert_eq!(letter["attempts"], 2);
+    assert!(
+        letter["error"]
+            .as_str()
+            .unwrap()
+            .contains("the ERP is down")
+    );
+
+    let list = std::process::Command::new(env!("CARGO_BIN_EXE_vectis-consumer"))
+        .args([
+            "--config",
+            "/nonexistent/vectis.toml",
+            "dead-letters",
+            "list",
+        ])
+        .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&list.stdout);
+    assert!(
+        list.status.success(),
+        "{}",
+        String::from_utf8_lossy(&list.stderr)
+    );
+    assert!(
+        text.contains(&event.id.to_string()) && text.contains("1 dead letter(s)"),
+        "{text}"
+    );
+    let redrive = std::process::Command::new(env!("CARGO_BIN_EXE_vectis-consumer"))
+        .args([
+            "--config",
+            "/nonexistent/vectis.toml",
+            "dead-letters",
+            "redrive",
+            "--all",
+        ])
+        .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&redrive.stdout).contains("1 dead letter(s) scheduled"));
+    assert!(pipeline.dead_letters(None, 10).await.unwrap().is_empty());
+}
+
+/// Events the `test-recording` sink received: (aggregate id, sequence, event id).
+static RECORDED: std::sync::Mutex<Vec<(String, i64, Uuid)>> = std::sync::Mutex::new(Vec::new());
+
+struct Recording;
+
+#[async_trait]
+impl vectis_strategies::events::EventSink for Recording {
+    fn wants(&self, event_type: &str) -> bool {
+        event_type.starts_with("vectis.product.")
+    }
+    async fn deliver(
+        &self,
+        event: &vectis_strategies::events::SinkEvent<'_>,
+    ) -> Result<(), vectis_strategies::events::SinkError> {
+        RECORDED
+            .lock()
+            .unwrap()
+            .push((event.aggregate_id.to_owned(), event.sequence, event.id));
+        Ok(())
+    }
+}
+
+#[linkme::distributed_slice(vectis_strategies::events::EVENT_SINKS)]
+static RECORDING: vectis_strategies::events::EventSinkFactory =
+    vectis_strategies::events::EventSinkFactory {
+        name: "test-recording",
+        build: || Ok(Arc::new(Recording)),
+    };
+
+#[tokio::test]
+async fn an_enabled_extension_sink_receives_the_events_it_wants_once_in_order() {
+    let mut config = fresh_config().await;
+    config.kafka.relay_poll_ms = 50;
+    config.consumer.sinks = vec!["test-recording".into()];
+    let t = TestApp::with_config(config).await;
+    let runtime = EventRuntime::for_engine(&t.app).await.unwrap();
+    let product = create_product(&t, &t.a.admin, "Sunk").await;
+    for name in ["A", "B", "C"] {
+        t.ok(
+            Some(&t.a.admin),
+            "mutation($id: ID!, $n: String!) { updateProduct(id: $id, input: { name: $n }) { id } }",
+            json!({ "id": product, "n": name }),
+        )
+        .await;
+    }
+    let of_product = || {
+        RECORDED
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|(aggregate, ..)| *aggregate == product)
+            .map(|(_, sequence, _)| *sequence)
+            .collect::<Vec<_>>()
+    };
+    eventually(20, "four product events at the sink", || async {
+        (of_product().len() == 4).then_some(())
+    })
+    .await;
+    assert_eq!(of_product(), [1, 2, 3, 4]);
+    runtime.shutdown().await;
+    // Redelivered: the sink is not called again.
+    let pipeline = vectis_engine::consumer::pipeline(&t.app).unwrap();
+    for row in outbox_rows(&t).await {
+        pipeline.process(&Envelope::from_row(&row)).await.unwrap();
+    }
+    assert_eq!(of_product(), [1, 2, 3, 4]);
+    // Only the events it wants were recorded for it.
+    assert!(
+        t.scalar("SELECT COUNT(*) FROM inbox WHERE handler = 'sink:test-recording'")
+            .await
+            == 4
+    );
+}
