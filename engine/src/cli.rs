@@ -211,18 +211,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 );
             }
             let app = App::start(config).await?;
-            let tenant = match tenant {
-                Some(slug) => Some(
-                    app.services
-                        .tenants
-                        .by_slug(&slug)
-                        .await?
-                        .ok_or_else(|| anyhow::anyhow!("no tenant `{slug}`"))?
-                        .id
-                        .0,
-                ),
-                None => None,
-            };
+            let tenant = tenant_by_slug(&app, tenant.as_deref()).await?.map(|t| t.0);
             let kafka = &app.config.kafka;
             let publisher = crate::events::kafka::KafkaPublisher::new(kafka)?;
             let count =
@@ -332,6 +321,23 @@ async fn serve(config: Config, demo: bool) -> anyhow::Result<()> {
     .await?;
     events.shutdown().await;
     Ok(())
+}
+
+/// The id of the tenant called `slug`, when a slug is given; an error when there is none.
+pub async fn tenant_by_slug(
+    app: &App,
+    slug: Option<&str>,
+) -> anyhow::Result<Option<crate::tenancy::TenantId>> {
+    let Some(slug) = slug else {
+        return Ok(None);
+    };
+    let tenant = app
+        .services
+        .tenants
+        .by_slug(slug)
+        .await?
+        .ok_or_else(|| anyhow::anyhow!("no tenant `{slug}`"))?;
+    Ok(Some(tenant.id))
 }
 
 /// Resolves on Ctrl-C or SIGTERM.

@@ -9,7 +9,6 @@ use uuid::Uuid;
 use vectis_engine::App;
 use vectis_engine::config::Config;
 use vectis_engine::consumer::{EventRuntime, pipeline};
-use vectis_engine::tenancy::TenantId;
 
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -75,18 +74,8 @@ async fn main() -> anyhow::Result<()> {
             let pipeline = pipeline(&app)?;
             match command {
                 DeadLetterCommand::List { tenant, limit } => {
-                    let tenant = match tenant {
-                        Some(slug) => Some(TenantId(
-                            app.services
-                                .tenants
-                                .by_slug(&slug)
-                                .await?
-                                .ok_or_else(|| anyhow::anyhow!("no tenant `{slug}`"))?
-                                .id
-                                .0,
-                        )),
-                        None => None,
-                    };
+                    let tenant =
+                        vectis_engine::cli::tenant_by_slug(&app, tenant.as_deref()).await?;
                     let letters = pipeline.dead_letters(tenant, limit).await?;
                     println!(
                         "{:<36}  {:<24}  {:<36}  {:<8}  error",

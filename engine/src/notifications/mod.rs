@@ -271,16 +271,33 @@ impl Mailer {
         })
     }
 
-    /// Sends up to 50 due messages; returns how many were tried.
+    /// Claims up to 50 due messages (leasing them for two minutes, so other consumers skip
+    /// them) and sends them; returns how many were tried.
     pub async fn run_once(&self) -> anyhow::Result<usize> {
-        let tx = self.db.read(Scope::System).await?;
-        let due = entity::Entity::find()
+        let now = Utc::now();
+        let tx = self.db.write(Scope::System).await?;
+        let mut query = entity::Entity::find()
             .filter(entity::Column::Status.eq("pending"))
-            .filter(entity::Column::NextAttemptAt.lte(Utc::now()))
+            .filter(entity::Column::NextAttemptAt.lte(now))
             .order_by_asc(entity::Column::NextAttemptAt)
-            .limit(50)
-            .all(&tx)
-            .await?;
+            .limit(50);
+        if self.db.backend() == sea_orm::DbBackend::Postgres {
+            query = query.lock_with_behavior(
+                sea_orm::sea_query::LockType::Update,
+                sea_orm::sea_query::LockBehavior::SkipLocked,
+            );
+        }
+        let due = query.all(&tx).await?;
+        if !due.is_empty() {
+            entity::Entity::update_many()
+                .col_expr(
+                    entity::Column::NextAttemptAt,
+                    Expr::value(now + Duration::from_secs(120)),
+                )
+                .filter(entity::Column::Id.is_in(due.iter().map(|m| m.id)))
+                .exec(&tx)
+                .await?;
+        }
         tx.commit().await?;
         for mail in &due {
             let result = self.send(mail).await;
