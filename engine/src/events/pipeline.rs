@@ -1,9 +1,10 @@
 //! The consumer pipeline: every event goes to each handler that wants it, once.
 //!
-//! A handler runs in a transaction scoped to the event's tenant that first inserts the
-//! `(handler, event id)` row into `inbox`; when the row is already there the event was applied
-//! before (a redelivery) and nothing happens. Effects and inbox row commit together, so a crash
-//! at any point either applies an event completely or not at all.
+//! Each event is applied in one transaction scoped to its tenant, each handler in a savepoint
+//! that first inserts the `(handler, event id)` row into `inbox`; when the row is already there
+//! the handler applied the event before (a redelivery) and nothing happens. Effects and inbox
+//! rows commit together, so a crash at any point applies an event completely or not at all. A
+//! failing handler rolls back its own savepoint only.
 //!
 //! A handler that fails is recorded in `event_failures` and retried with exponential backoff
 //! (`consumer.retry_initial_ms`, doubling up to `consumer.retry_max_ms`); after
@@ -20,7 +21,7 @@ use chrono::Utc;
 use sea_orm::sea_query::{Expr, OnConflict};
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, DatabaseTransaction, EntityTrait, QueryFilter, QueryOrder,
-    QuerySelect,
+    QuerySelect, TransactionTrait,
 };
 use uuid::Uuid;
 
@@ -135,29 +136,50 @@ impl Pipeline {
     /// acknowledge the event, and deliver it again later.
     pub async fn process(&self, event: &Envelope) -> anyhow::Result<Outcome> {
         let mut outcome = Outcome::default();
-        for handler in self.handlers.iter() {
-            if !handler.wants(event) {
-                continue;
-            }
-            match self.run(handler.as_ref(), event).await {
-                Ok(true) => outcome.applied += 1,
-                Ok(false) => outcome.duplicates += 1,
-                Err(err) => {
-                    outcome.failed += 1;
-                    tracing::warn!(handler = handler.name(), event = %event.id, event_type = %event.event_type, error = %format!("{err:#}"), "event handler failed; will retry");
-                    self.record_failure(handler.name(), event, &err).await?;
-                }
-            }
+        let wanted: Vec<&Arc<dyn Handler>> =
+            self.handlers.iter().filter(|h| h.wants(event)).collect();
+        if wanted.is_empty() {
+            return Ok(outcome);
         }
-        Ok(outcome)
-    }
-
-    /// Runs one handler in a transaction with its inbox row. `Ok(false)`: applied before.
-    async fn run(&self, handler: &dyn Handler, event: &Envelope) -> anyhow::Result<bool> {
+        // One transaction per event, a savepoint per handler: a failing handler rolls back
+        // only its own savepoint (inbox row and effects), the others commit together.
         let tx = self
             .db
             .write(Scope::Tenant(TenantId(event.tenantid)))
             .await?;
+        let mut failures = Vec::new();
+        for handler in wanted {
+            let savepoint = tx.begin().await?;
+            match Self::apply(&savepoint, handler.as_ref(), event).await {
+                Ok(true) => {
+                    savepoint.commit().await?;
+                    outcome.applied += 1;
+                }
+                Ok(false) => {
+                    savepoint.rollback().await?;
+                    outcome.duplicates += 1;
+                }
+                Err(err) => {
+                    savepoint.rollback().await?;
+                    outcome.failed += 1;
+                    tracing::warn!(handler = handler.name(), event = %event.id, event_type = %event.event_type, error = %format!("{err:#}"), "event handler failed; will retry");
+                    failures.push((handler.name().to_owned(), err));
+                }
+            }
+        }
+        tx.commit().await?;
+        for (handler, err) in failures {
+            self.record_failure(&handler, event, &err).await?;
+        }
+        Ok(outcome)
+    }
+
+    /// Writes the inbox row and applies `handler` in `tx`. `Ok(false)`: applied before.
+    async fn apply(
+        tx: &DatabaseTransaction,
+        handler: &dyn Handler,
+        event: &Envelope,
+    ) -> anyhow::Result<bool> {
         let inserted = inbox::Entity::insert(inbox::ActiveModel {
             tenant_id: Set(event.tenantid),
             handler: Set(handler.name().to_owned()),
@@ -169,21 +191,30 @@ impl Pipeline {
                 .do_nothing()
                 .to_owned(),
         )
-        .exec_without_returning(&tx)
+        .exec_without_returning(tx)
         .await?;
         if inserted == 0 {
-            tx.rollback().await?;
             return Ok(false);
         }
-        handler.handle(&tx, event).await?;
-        // A retry that succeeds clears its failure in the same transaction.
+        handler.handle(tx, event).await?;
+        Ok(true)
+    }
+
+    /// Retries one handler in its own transaction, clearing its failure when it succeeds.
+    /// `Ok(false)`: applied before.
+    async fn run(&self, handler: &dyn Handler, event: &Envelope) -> anyhow::Result<bool> {
+        let tx = self
+            .db
+            .write(Scope::Tenant(TenantId(event.tenantid)))
+            .await?;
+        let applied = Self::apply(&tx, handler, event).await?;
         failure::Entity::delete_many()
             .filter(failure::Column::Handler.eq(handler.name()))
             .filter(failure::Column::EventId.eq(event.id))
             .exec(&tx)
             .await?;
         tx.commit().await?;
-        Ok(true)
+        Ok(applied)
     }
 
     async fn record_failure(
