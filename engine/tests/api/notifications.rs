@@ -175,3 +175,89 @@ fn templates_render_every_account_email() {
         "no token"
     );
 }
+
+/// A minimal SMTP server on a local port; returns the port and the messages it received.
+async fn smtp_server() -> (u16, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
+    use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let received = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let store = received.clone();
+    tokio::spawn(async move {
+        while let Ok((socket, _)) = listener.accept().await {
+            let store = store.clone();
+            tokio::spawn(async move {
+                let (read, mut write) = socket.into_split();
+                let mut lines = BufReader::new(read).lines();
+                write.write_all(b"220 test ESMTP\r\n").await.ok();
+                let mut data: Option<String> = None;
+                while let Ok(Some(line)) = lines.next_line().await {
+                    if let Some(message) = data.as_mut() {
+                        if line == "." {
+                            store.lock().unwrap().push(data.take().unwrap_or_default());
+                            write.write_all(b"250 queued\r\n").await.ok();
+                        } else {
+                            message.push_str(&line);
+                            message.push('\n');
+                        }
+                        continue;
+                    }
+                    let verb = line.get(..4).unwrap_or_default().to_ascii_uppercase();
+                    let reply: &[u8] = match verb.as_str() {
+                        "DATA" => {
+                            data = Some(String::new());
+                            b"354 go ahead\r\n"
+                        }
+                        "QUIT" => {
+                            write.write_all(b"221 bye\r\n").await.ok();
+                            break;
+                        }
+                        _ => b"250 ok\r\n",
+                    };
+                    write.write_all(reply).await.ok();
+                }
+            });
+        }
+    });
+    (port, received)
+}
+
+#[tokio::test]
+async fn with_smtp_configured_account_emails_are_sent_to_the_server() {
+    let (port, received) = smtp_server().await;
+    let mut config = fresh_config().await;
+    config.kafka.relay_poll_ms = 50;
+    config.consumer.worker_poll_ms = 50;
+    config.mail.smtp_url = Some(format!("smtp://127.0.0.1:{port}"));
+    config.mail.from = "Acme Shop <shop@acme.test>".into();
+    let t = TestApp::with_config(config).await;
+    let runtime = EventRuntime::for_engine(&t.app).await.unwrap();
+    t.ok(
+        Some(&t.a.storefront),
+        "mutation($input: RegisterCustomerInput!) { registerCustomer(input: $input) { id } }",
+        json!({ "input": { "email": "smtp@example.com", "password": "analytical-1", "firstName": "S", "lastName": "M" } }),
+    )
+    .await;
+    let message = eventually(30, "a message at the SMTP server", || async {
+        received.lock().unwrap().first().cloned()
+    })
+    .await;
+    assert!(
+        message.contains("Subject: Confirm your email address"),
+        "{message}"
+    );
+    assert!(message.contains("To: smtp@example.com"), "{message}");
+    assert!(
+        message.contains("From: \"Acme Shop\" <shop@acme.test>")
+            || message.contains("From: Acme Shop <shop@acme.test>"),
+        "{message}"
+    );
+    eventually(10, "the queue to record it as sent", || async {
+        (t.scalar("SELECT COUNT(*) FROM mail_queue WHERE status = 'sent'")
+            .await
+            == 1)
+            .then_some(())
+    })
+    .await;
+    runtime.shutdown().await;
+}
