@@ -208,6 +208,16 @@ impl App {
         if let Err(err) = self.limits.check(&mut request) {
             return async_graphql::Response::from_errors(vec![err]);
         }
+        // Authorisation reads current state: a token's company rights are looked up again.
+        let caller = match caller {
+            Some(caller) => match self.services.auth.current(caller).await {
+                Ok(caller) => Some(caller),
+                Err(err) => {
+                    return async_graphql::Response::from_errors(vec![err.into_server_error()]);
+                }
+            },
+            None => None,
+        };
         self.schema.execute(self.prepare(request, caller, ip)).await
     }
 }

@@ -201,6 +201,17 @@ impl From<AppError> for async_graphql::Error {
     }
 }
 
+impl AppError {
+    /// This error as a request-level GraphQL error (no path, no location): for failures before
+    /// execution.
+    pub fn into_server_error(self) -> async_graphql::ServerError {
+        let err: async_graphql::Error = self.into();
+        let mut server = async_graphql::ServerError::new(err.message, None);
+        server.extensions = err.extensions;
+        server
+    }
+}
+
 /// Result of services.
 pub type AppResult<T> = Result<T, AppError>;
 

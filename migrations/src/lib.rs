@@ -13,6 +13,7 @@ mod m20261122_000004_accounts;
 mod m20261122_000005_price_lists;
 mod m20261122_000006_carts;
 mod m20261122_000007_event_streaming;
+mod m20261201_000008_sound_core;
 pub mod rls;
 mod util;
 
@@ -30,6 +31,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261122_000005_price_lists::Migration),
             Box::new(m20261122_000006_carts::Migration),
             Box::new(m20261122_000007_event_streaming::Migration),
+            Box::new(m20261201_000008_sound_core::Migration),
         ]
     }
 }

@@ -387,17 +387,15 @@ impl AccountsMutation {
         Ok(true)
     }
 
-    /// Sets a new password with the token from the reset email.
+    /// Sets a new password with the token from the reset email; every session of the account
+    /// ends (its refresh tokens stop working).
     async fn reset_password(
         &self,
         ctx: &Context<'_>,
         token: String,
         password: String,
     ) -> Result<bool> {
-        services(ctx)
-            .accounts
-            .reset_password(&token, &password)
-            .await?;
+        services(ctx).auth.reset_password(&token, &password).await?;
         Ok(true)
     }
 

@@ -345,15 +345,18 @@ impl AccountsService {
             "vectis.account.password_reset_requested"
         };
         let bumped = bump_customer(uow, customer.id, Vec::new()).await?;
-        // The token travels only in this event, for the notification handler that mails it.
-        uow.record(DomainEvent::new(
+        let event = DomainEvent::new(
             uow.tenant(),
             "customer",
             customer.id,
             bumped.version,
             event_type,
-            json!({ "customerId": customer.id, "email": customer.email, "firstName": customer.first_name, "token": token, "expiresAt": expires }),
-        ));
+            json!({ "customerId": customer.id, "email": customer.email, "firstName": customer.first_name, "expiresAt": expires }),
+        );
+        // The raw token goes only into the email: kept for the notifications handler, never
+        // in the event.
+        crate::notifications::keep_token(uow.tx(), uow.tenant(), event.id, &token).await?;
+        uow.record(event);
         Ok(())
     }
 
@@ -388,19 +391,18 @@ impl AccountsService {
         let invalid = || AppError::validation("token", "is invalid or expired");
         let (tenant, hash) = parse_tenant_token(token).ok_or_else(invalid)?;
         let uow = self.core.begin(tenant, None).await?;
-        let row = email_token::Entity::find()
-            .filter(email_token::Column::TenantId.eq(tenant.0))
-            .filter(email_token::Column::TokenHash.eq(hash))
-            .filter(email_token::Column::Purpose.eq(purpose))
-            .one(uow.tx())
-            .await?
-            .filter(|t| t.used_at.is_none() && t.expires_at > Utc::now())
-            .ok_or_else(invalid)?;
-        email_token::Entity::update_many()
-            .col_expr(email_token::Column::UsedAt, Expr::value(Utc::now()))
-            .filter(email_token::Column::Id.eq(row.id))
-            .exec(uow.tx())
-            .await?;
+        // Single use: of concurrent redemptions exactly one gets the row back.
+        let row = crate::db::lock::consume::<email_token::Entity, _>(
+            uow.tx(),
+            tenant,
+            "used_at",
+            sea_orm::Condition::all()
+                .add(email_token::Column::TokenHash.eq(hash))
+                .add(email_token::Column::Purpose.eq(purpose))
+                .add(email_token::Column::ExpiresAt.gt(Utc::now())),
+        )
+        .await?
+        .ok_or_else(invalid)?;
         let customer = customer::Entity::find_by_id(row.customer_id)
             .filter(customer::Column::TenantId.eq(tenant.0))
             .one(uow.tx())
@@ -446,8 +448,14 @@ impl AccountsService {
         Ok(())
     }
 
-    /// Sets a new password with a reset token (which also proves the email).
-    pub async fn reset_password(&self, token: &str, password: &str) -> AppResult<Customer> {
+    /// Sets a new password with a reset token (which also proves the email). The unit of work
+    /// is returned open: the caller ends the account's sessions in it and commits
+    /// (`AuthService::reset_password`).
+    pub async fn reset_password(
+        &self,
+        token: &str,
+        password: &str,
+    ) -> AppResult<(UnitOfWork, Customer)> {
         validate_password("password", password)?;
         let hash = hash_password(password)?;
         let (mut uow, found) = self.redeem(token, RESET).await?;
@@ -464,8 +472,7 @@ impl AccountsService {
             "vectis.account.password_changed",
             json!({ "id": updated.id }),
         ));
-        uow.commit().await?;
-        Ok(updated.into())
+        Ok((uow, updated.into()))
     }
 
     /// Sets the password of a customer who has none yet (accepting an invitation).

@@ -19,6 +19,8 @@ pub mod staff_user {
         pub active: bool,
         pub created_at: DateTimeUtc,
         pub updated_at: DateTimeUtc,
+        /// Incremented by every change (the sequence of its events).
+        pub version: i64,
     }
 
     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

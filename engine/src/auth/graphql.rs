@@ -233,6 +233,17 @@ pub struct CreateStaffUserInput {
     pub roles: Vec<StaffRole>,
 }
 
+/// Input of `updateStaffUser`; omitted fields stay as they are.
+#[derive(InputObject)]
+pub struct UpdateStaffUserInput {
+    /// Display name.
+    pub display_name: Option<String>,
+    /// Roles (replacing the current ones).
+    pub roles: Option<Vec<StaffRole>>,
+    /// Whether the user may log in.
+    pub active: Option<bool>,
+}
+
 /// The tenant named by `tenant` or by the request's storefront key or token.
 pub async fn resolve_tenant(ctx: &Context<'_>, tenant: Option<String>) -> Result<Tenant, AppError> {
     let services = services(ctx);
@@ -332,6 +343,15 @@ impl AuthMutation {
         Ok(true)
     }
 
+    /// Ends every session of the calling staff user or customer: all their refresh tokens
+    /// stop working (access tokens expire on their own within minutes). Returns how many
+    /// sessions ended.
+    async fn logout_everywhere(&self, ctx: &Context<'_>) -> Result<i32> {
+        let caller = caller(ctx)?;
+        let ended = services(ctx).auth.logout_everywhere(caller).await?;
+        Ok(i32::try_from(ended).unwrap_or(i32::MAX))
+    }
+
     /// New tokens for the calling company user, acting for another of their companies or at
     /// another location.
     async fn switch_company_context(
@@ -354,7 +374,8 @@ impl AuthMutation {
         ))
     }
 
-    /// Creates a staff user (`STAFF_WRITE`; only super admins create admins).
+    /// Creates a staff user (`STAFF_WRITE`; the caller must hold every permission of the
+    /// roles it gives, so only super admins create admins).
     async fn create_staff_user(
         &self,
         ctx: &Context<'_>,
@@ -370,6 +391,32 @@ impl AuthMutation {
                 &input.password,
                 &input.display_name,
                 &input.roles,
+            )
+            .await?;
+        Ok(user.into())
+    }
+
+    /// Changes a staff user's name, roles or whether they may log in (`STAFF_WRITE`; the
+    /// caller must hold every permission of the roles involved). Changing roles or disabling
+    /// ends the user's sessions.
+    async fn update_staff_user(
+        &self,
+        ctx: &Context<'_>,
+        id: ID,
+        input: UpdateStaffUserInput,
+    ) -> Result<StaffUserObject> {
+        let caller = require(ctx, Permission::StaffWrite)?;
+        let id = parse_id("id", &id)?;
+        let user = services(ctx)
+            .auth
+            .update_staff(
+                caller,
+                id,
+                super::staff::StaffPatch {
+                    display_name: input.display_name,
+                    roles: input.roles,
+                    active: input.active,
+                },
             )
             .await?;
         Ok(user.into())

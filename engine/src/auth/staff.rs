@@ -1,6 +1,7 @@
 //! Staff users: admin-panel users with roles (and optional extra permissions).
 
 use chrono::Utc;
+use sea_orm::sea_query::Expr;
 use sea_orm::{ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter};
 use uuid::Uuid;
 
@@ -61,6 +62,30 @@ impl TryFrom<staff_user::Model> for StaffUser {
     }
 }
 
+/// Changes to a staff user; `None` leaves a field as it is.
+#[derive(Debug, Clone, Default)]
+pub struct StaffPatch {
+    /// New display name.
+    pub display_name: Option<String>,
+    /// New roles.
+    pub roles: Option<Vec<StaffRole>>,
+    /// Whether the user may log in.
+    pub active: Option<bool>,
+}
+
+/// Fails with `FORBIDDEN` (naming the permission) unless `caller` holds every permission
+/// that `roles` grant.
+pub fn grantable(caller: &Caller, roles: &[StaffRole]) -> AppResult<()> {
+    match roles
+        .iter()
+        .flat_map(|r| r.permissions().iter())
+        .find(|p| !caller.has(**p))
+    {
+        Some(p) => Err(AppError::Forbidden(super::permission_name(*p))),
+        None => Ok(()),
+    }
+}
+
 impl super::AuthService {
     /// Creates a staff user. With `by` given, the caller needs `STAFF_WRITE`; `None` is the
     /// command line and seeding.
@@ -75,9 +100,8 @@ impl super::AuthService {
     ) -> AppResult<StaffUser> {
         if let Some(caller) = by {
             caller.require(Permission::StaffWrite)?;
-            if roles.contains(&StaffRole::Admin) && !caller.has(Permission::SuperAdmin) {
-                return Err(AppError::Forbidden("SUPER_ADMIN".into()));
-            }
+            // A principal grants only what it holds: every permission of every role.
+            grantable(caller, roles)?;
         }
         let email = normalize_email("email", email)?;
         validate_password("password", password)?;
@@ -106,6 +130,7 @@ impl super::AuthService {
             active: Set(true),
             created_at: Set(now),
             updated_at: Set(now),
+            version: Set(1),
         };
         let inserted = staff_user::Entity::insert(model)
             .exec_with_returning(uow.tx())
@@ -125,6 +150,82 @@ impl super::AuthService {
         ));
         uow.commit().await?;
         inserted.try_into()
+    }
+
+    /// Changes a staff user's name, roles or whether they may log in (`STAFF_WRITE`). The
+    /// caller must hold every permission of the user's roles before and after the change, and
+    /// cannot disable themselves. Changing roles or disabling ends the user's sessions
+    /// (refresh tokens); a disabled sales rep's impersonations end at once.
+    pub async fn update_staff(
+        &self,
+        caller: &Caller,
+        id: Uuid,
+        patch: StaffPatch,
+    ) -> AppResult<StaffUser> {
+        caller.require(Permission::StaffWrite)?;
+        let name = patch
+            .display_name
+            .as_deref()
+            .map(|n| {
+                let n = n.trim();
+                if n.is_empty() || n.chars().count() > 200 {
+                    Err(AppError::validation(
+                        "displayName",
+                        "must be 1-200 characters",
+                    ))
+                } else {
+                    Ok(n.to_owned())
+                }
+            })
+            .transpose()?;
+        if let Some(roles) = &patch.roles {
+            grantable(caller, roles)?;
+        }
+        if patch.active == Some(false) && caller.staff_id() == Some(id) {
+            return Err(AppError::validation(
+                "active",
+                "staff users cannot disable themselves",
+            ));
+        }
+        let mut uow = self.core.begin_for(caller).await?;
+        let current: StaffUser =
+            crate::db::lock::lock::<staff_user::Entity, _>(uow.tx(), caller.tenant, id)
+                .await?
+                .ok_or_else(|| AppError::not_found("StaffUser", id))?
+                .try_into()?;
+        grantable(caller, &current.roles)?;
+        let mut sets: Vec<(staff_user::Column, sea_orm::sea_query::Expr)> = Vec::new();
+        if let Some(name) = name {
+            sets.push((staff_user::Column::DisplayName, Expr::value(name)));
+        }
+        if let Some(roles) = &patch.roles {
+            sets.push((
+                staff_user::Column::Roles,
+                Expr::value(serde_json::to_string(roles).map_err(anyhow::Error::from)?),
+            ));
+        }
+        if let Some(active) = patch.active {
+            sets.push((staff_user::Column::Active, Expr::value(active)));
+        }
+        let row = uow
+            .bump::<staff_user::Entity>(id, sets, "StaffUser")
+            .await?;
+        let version = row.version;
+        let updated: StaffUser = row.try_into()?;
+        if updated.roles != current.roles || !updated.active {
+            super::tokens::revoke_principal(uow.tx(), caller.tenant, "staff", id).await?;
+        }
+        uow.record(DomainEvent::new(
+            caller.tenant,
+            "staff_user",
+            id,
+            version,
+            "vectis.staff_user.updated",
+            serde_json::json!({ "id": id, "email": updated.email, "displayName": updated.display_name,
+                                "roles": updated.roles, "active": updated.active }),
+        ));
+        uow.commit().await?;
+        Ok(updated)
     }
 
     /// Finds a staff user by email within a tenant.

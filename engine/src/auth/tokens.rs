@@ -10,9 +10,7 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Duration, Utc};
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
-use sea_orm::{
-    ActiveModelTrait, ActiveValue::Set, ColumnTrait, EntityTrait, IntoActiveModel, QueryFilter,
-};
+use sea_orm::{ActiveModelTrait, ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
@@ -293,6 +291,19 @@ impl AuthService {
 
     /// Issues an access token and a refresh token (in a new family unless `family` is given).
     pub async fn issue(&self, caller: Caller, family: Option<Uuid>) -> AppResult<TokenPair> {
+        let tx = self.core.db.write(Scope::Tenant(caller.tenant)).await?;
+        let pair = self.issue_in(&tx, caller, family).await?;
+        tx.commit().await?;
+        Ok(pair)
+    }
+
+    /// Issues tokens inside an open transaction (the refresh token row is written with it).
+    async fn issue_in(
+        &self,
+        tx: &sea_orm::DatabaseTransaction,
+        caller: Caller,
+        family: Option<Uuid>,
+    ) -> AppResult<TokenPair> {
         let claims = self.claims_for(&caller)?;
         let access_token_expires_at =
             DateTime::from_timestamp(claims.exp, 0).unwrap_or_else(Utc::now);
@@ -303,7 +314,6 @@ impl AuthService {
         let now = Utc::now();
         let refresh_token_expires_at = now + self.refresh_ttl;
         let membership = caller.membership();
-        let tx = self.core.db.write(Scope::Tenant(caller.tenant)).await?;
         refresh_token::ActiveModel {
             id: Set(Uuid::now_v7()),
             tenant_id: Set(caller.tenant.0),
@@ -319,9 +329,8 @@ impl AuthService {
             created_at: Set(now),
             updated_at: Set(now),
         }
-        .insert(&tx)
+        .insert(tx)
         .await?;
-        tx.commit().await?;
         Ok(TokenPair {
             access_token,
             access_token_expires_at,
@@ -436,6 +445,12 @@ impl AuthService {
                 Some(l) => AppError::not_found("CompanyLocation", l),
                 None => AppError::not_found("Company", company),
             })?;
+        // An impersonation stays within the companies its sales rep is assigned to.
+        if let Some(staff) = caller.acting_staff()
+            && !self.may_impersonate(caller.tenant, staff, company).await?
+        {
+            return Err(AppError::not_found("Company", company));
+        }
         self.issue(
             customer_caller(
                 caller.tenant,
@@ -462,68 +477,209 @@ impl AuthService {
         .map_err(|e| AppError::Internal(e.into()))
     }
 
-    /// Exchanges a refresh token for a new pair. The presented token is revoked; presenting a
-    /// revoked token revokes its whole family. The principal is read again, so disabled users
-    /// and changed roles take effect.
+    /// Exchanges a refresh token for a new pair. The presented token is redeemed with one
+    /// conditional update, so of any number of concurrent calls with one token exactly one
+    /// succeeds; presenting a token that was already redeemed or revoked (also concurrently)
+    /// revokes its whole family, the new token included. The principal is read again, so
+    /// disabled users, changed roles and ended impersonations take effect.
     pub async fn refresh(&self, token: &str) -> AppResult<TokenPair> {
-        let (tenant, hash) = parse_tenant_token(token)
-            .ok_or_else(|| AppError::Unauthenticated(INVALID_REFRESH.into()))?;
-        let tx = self.core.db.write(Scope::Tenant(tenant)).await?;
-        let found = refresh_token::Entity::find()
-            .filter(refresh_token::Column::TenantId.eq(tenant.0))
-            .filter(refresh_token::Column::TokenHash.eq(hash))
-            .one(&tx)
-            .await?
-            .ok_or_else(|| AppError::Unauthenticated(INVALID_REFRESH.into()))?;
-        let now = Utc::now();
-        if found.revoked_at.is_some() {
-            revoke_family(&tx, tenant, found.family_id).await?;
-            tx.commit().await?;
-            tracing::warn!(family = %found.family_id, "refresh token reuse: family revoked");
-            return Err(AppError::Unauthenticated(INVALID_REFRESH.into()));
-        }
-        if found.expires_at <= now {
-            return Err(AppError::Unauthenticated(INVALID_REFRESH.into()));
-        }
-        let family = found.family_id;
-        let grant = found.clone();
-        let mut revoked = found.into_active_model();
-        revoked.revoked_at = Set(Some(now));
-        revoked.updated_at = Set(now);
-        revoked.update(&tx).await?;
-        tx.commit().await?;
-
         let dead = || AppError::Unauthenticated(INVALID_REFRESH.into());
-        let caller = match grant.principal_kind.as_str() {
-            "staff" => {
-                let user = self
-                    .staff_by_id(tenant, grant.principal_id)
-                    .await?
-                    .filter(|u| u.active)
-                    .ok_or_else(dead)?;
-                staff_caller(&user)
+        let (tenant, hash) = parse_tenant_token(token).ok_or_else(dead)?;
+        let grant = self
+            .core
+            .read(tenant, |tx| {
+                Box::pin(async move {
+                    Ok(refresh_token::Entity::find()
+                        .filter(refresh_token::Column::TenantId.eq(tenant.0))
+                        .filter(refresh_token::Column::TokenHash.eq(hash))
+                        .one(tx)
+                        .await?)
+                })
+            })
+            .await?
+            .ok_or_else(dead)?;
+        if grant.expires_at <= Utc::now() && grant.revoked_at.is_none() {
+            return Err(dead());
+        }
+        // Who the tokens will stand for, read before the redemption so that no transaction
+        // waits for a second connection.
+        let caller = if grant.revoked_at.is_none() {
+            self.grant_caller(tenant, &grant).await?
+        } else {
+            None
+        };
+        let tx = self.core.db.write(Scope::Tenant(tenant)).await?;
+        let redeemed = crate::db::lock::consume::<refresh_token::Entity, _>(
+            &tx,
+            tenant,
+            "revoked_at",
+            refresh_token::Column::Id.eq(grant.id),
+        )
+        .await?;
+        match (redeemed, caller) {
+            (Some(_), Some(caller)) => {
+                let pair = self.issue_in(&tx, caller, Some(grant.family_id)).await?;
+                tx.commit().await?;
+                Ok(pair)
             }
+            (Some(_), None) => {
+                // The account was disabled, or the membership or impersonation ended.
+                revoke_family(&tx, tenant, grant.family_id).await?;
+                tx.commit().await?;
+                Err(dead())
+            }
+            (None, _) => {
+                revoke_family(&tx, tenant, grant.family_id).await?;
+                tx.commit().await?;
+                tracing::warn!(family = %grant.family_id, "refresh token reuse: family revoked");
+                Err(dead())
+            }
+        }
+    }
+
+    /// The caller a refresh token's grant stands for now, or `None` when the principal may no
+    /// longer have a session (disabled, no longer a member, impersonation ended).
+    async fn grant_caller(
+        &self,
+        tenant: TenantId,
+        grant: &refresh_token::Model,
+    ) -> AppResult<Option<Caller>> {
+        match grant.principal_kind.as_str() {
+            "staff" => Ok(self
+                .staff_by_id(tenant, grant.principal_id)
+                .await?
+                .filter(|u| u.active)
+                .map(|u| staff_caller(&u))),
             "customer" => {
-                let customer = self
+                let Some(customer) = self
                     .accounts
                     .customer(tenant, grant.principal_id)
                     .await?
                     .filter(|c| c.active)
-                    .ok_or_else(dead)?;
+                else {
+                    return Ok(None);
+                };
                 let membership = match grant.company_id {
-                    Some(company) => self
+                    Some(company) => match self
                         .companies
                         .membership(tenant, customer.id, Some(company), grant.location_id)
                         .await?
-                        .ok_or_else(dead)?
-                        .into(),
+                    {
+                        Some(m) => Some(m),
+                        None => return Ok(None),
+                    },
                     None => None,
                 };
-                customer_caller(tenant, &customer, membership, grant.acting_staff_id)
+                if let (Some(staff), Some(company)) = (grant.acting_staff_id, grant.company_id)
+                    && !self.may_impersonate(tenant, staff, company).await?
+                {
+                    return Ok(None);
+                }
+                Ok(Some(customer_caller(
+                    tenant,
+                    &customer,
+                    membership,
+                    grant.acting_staff_id,
+                )))
             }
-            _ => return Err(dead()),
+            _ => Ok(None),
+        }
+    }
+
+    /// Whether staff user `staff` may still act for the company users of `company`: active,
+    /// holding `IMPERSONATE`, and assigned to the company or an ancestor (super admins need no
+    /// assignment).
+    pub async fn may_impersonate(
+        &self,
+        tenant: TenantId,
+        staff: Uuid,
+        company: Uuid,
+    ) -> AppResult<bool> {
+        let Some(user) = self.staff_by_id(tenant, staff).await?.filter(|u| u.active) else {
+            return Ok(false);
         };
-        self.issue(caller, Some(family)).await
+        let rep = staff_caller(&user);
+        if !rep.has(Permission::Impersonate) {
+            return Ok(false);
+        }
+        if rep.has(Permission::SuperAdmin) {
+            return Ok(true);
+        }
+        self.companies.rep_covers(tenant, staff, company).await
+    }
+
+    /// The caller as the current state of the database has it: a token names who calls and in
+    /// which company and location; what a company user may do there is read again (so a
+    /// demotion or removal takes effect at the next request), and an impersonation whose sales
+    /// rep was unassigned or disabled ends (`UNAUTHENTICATED`).
+    pub async fn current(&self, caller: Caller) -> AppResult<Caller> {
+        let Principal::Customer {
+            id,
+            membership: Some(membership),
+            acting_staff,
+        } = &caller.principal
+        else {
+            return Ok(caller);
+        };
+        if let Some(staff) = acting_staff
+            && !self
+                .may_impersonate(caller.tenant, *staff, membership.company_id)
+                .await?
+        {
+            return Err(AppError::Unauthenticated(
+                "the impersonation has ended".into(),
+            ));
+        }
+        let current = self
+            .companies
+            .current_membership(
+                caller.tenant,
+                *id,
+                membership.company_id,
+                membership.location_id,
+            )
+            .await?;
+        Ok(Caller {
+            tenant: caller.tenant,
+            principal: Principal::Customer {
+                id: *id,
+                membership: current,
+                acting_staff: *acting_staff,
+            },
+        })
+    }
+
+    /// Sets a new password with a reset token and ends every session of the account, in one
+    /// transaction.
+    pub async fn reset_password(&self, token: &str, password: &str) -> AppResult<Customer> {
+        let (uow, customer) = self.accounts.reset_password(token, password).await?;
+        revoke_principal(uow.tx(), customer.tenant_id, "customer", customer.id).await?;
+        uow.commit().await?;
+        Ok(customer)
+    }
+
+    /// Ends every session of the calling staff user or customer ("log out everywhere"):
+    /// all their refresh tokens are revoked; access tokens expire on their own.
+    pub async fn logout_everywhere(&self, caller: &Caller) -> AppResult<u64> {
+        let (kind, id) = match &caller.principal {
+            Principal::Staff { id, .. } => ("staff", *id),
+            Principal::Customer {
+                id,
+                acting_staff: None,
+                ..
+            } => ("customer", *id),
+            Principal::Customer { .. } => {
+                return Err(AppError::Forbidden("CUSTOMER".into()));
+            }
+            Principal::Storefront => {
+                return Err(AppError::Unauthenticated("log in first".into()));
+            }
+            Principal::ApiKey { .. } => return Err(AppError::Forbidden("SESSION".into())),
+        };
+        let tx = self.core.db.write(Scope::Tenant(caller.tenant)).await?;
+        let revoked = revoke_principal(&tx, caller.tenant, kind, id).await?;
+        tx.commit().await?;
+        Ok(revoked)
     }
 
     /// Revokes the refresh token's family (the session). Unknown tokens are ignored, so logout
@@ -571,6 +727,33 @@ fn customer_caller(
             acting_staff,
         },
     }
+}
+
+/// Revokes every refresh token of a principal (`staff` or `customer`): all their sessions end
+/// at their next refresh. Runs in the caller's transaction.
+pub async fn revoke_principal(
+    tx: &sea_orm::DatabaseTransaction,
+    tenant: TenantId,
+    kind: &str,
+    id: Uuid,
+) -> AppResult<u64> {
+    let now = Utc::now();
+    let done = refresh_token::Entity::update_many()
+        .col_expr(
+            refresh_token::Column::RevokedAt,
+            sea_orm::sea_query::Expr::value(now),
+        )
+        .col_expr(
+            refresh_token::Column::UpdatedAt,
+            sea_orm::sea_query::Expr::value(now),
+        )
+        .filter(refresh_token::Column::TenantId.eq(tenant.0))
+        .filter(refresh_token::Column::PrincipalKind.eq(kind))
+        .filter(refresh_token::Column::PrincipalId.eq(id))
+        .filter(refresh_token::Column::RevokedAt.is_null())
+        .exec(tx)
+        .await?;
+    Ok(done.rows_affected)
 }
 
 async fn revoke_family(

@@ -708,14 +708,11 @@ impl CartService {
         let tenant = caller.tenant;
         let mut uow = self.core.begin_for(caller).await?;
         let key = Self::cart_key(caller, token)?;
+        // The cart is the aggregate: its row is locked before anything is read, so concurrent
+        // changes of one cart run one after the other and each sees the lines and totals the
+        // previous one committed.
         let existing = match &key {
-            Some(key) => {
-                order::Entity::find()
-                    .filter(order::Column::TenantId.eq(tenant.0))
-                    .filter(order::Column::CartKey.eq(key.clone()))
-                    .one(uow.tx())
-                    .await?
-            }
+            Some(key) => Self::lock_cart(&uow, key).await?,
             None => None,
         };
         let mut new_token = None;
@@ -733,7 +730,7 @@ impl CartService {
                         key
                     }
                 };
-                (self.create(&uow, &key, &buyer, currency).await?, true)
+                self.create(&uow, &key, &buyer, currency).await?
             }
             None => return Err(AppError::not_found("Cart", "active cart")),
         };
@@ -828,13 +825,25 @@ impl CartService {
         })
     }
 
+    /// The cart with `key`, locked for the rest of the unit of work.
+    async fn lock_cart(uow: &UnitOfWork, key: &str) -> AppResult<Option<order::Model>> {
+        Ok(order::Entity::find()
+            .filter(order::Column::TenantId.eq(uow.tenant().0))
+            .filter(order::Column::CartKey.eq(key.to_owned()))
+            .lock_exclusive()
+            .one(uow.tx())
+            .await?)
+    }
+
+    /// Creates the cart with `key` unless a concurrent call just did, and returns it locked,
+    /// with whether this call created it.
     async fn create(
         &self,
         uow: &UnitOfWork,
         key: &str,
         buyer: &Buyer,
         currency: Option<CurrencyCode>,
-    ) -> AppResult<order::Model> {
+    ) -> AppResult<(order::Model, bool)> {
         let tenant = uow.tenant();
         let currency = match currency {
             Some(c) => c.to_string(),
@@ -872,14 +881,23 @@ impl CartService {
             created_at: Set(now),
             updated_at: Set(now),
         };
-        order::Entity::insert(model)
-            .exec_with_returning(uow.tx())
-            .await
-            .map_err(crate::db::conflict(
-                "uq_orders_tenant_cart_key",
-                "orders.tenant_id, orders.cart_key",
-                "the cart was created concurrently; retry",
-            ))
+        // A concurrent first change of the same cart waits here for the other insert and
+        // then inserts nothing; both continue with the one row, locked.
+        let inserted = order::Entity::insert(model)
+            .on_conflict(
+                sea_orm::sea_query::OnConflict::columns([
+                    order::Column::TenantId,
+                    order::Column::CartKey,
+                ])
+                .do_nothing()
+                .to_owned(),
+            )
+            .exec_without_returning(uow.tx())
+            .await?;
+        let cart = Self::lock_cart(uow, key)
+            .await?
+            .ok_or_else(|| AppError::Internal(anyhow::anyhow!("the new cart is gone")))?;
+        Ok((cart, inserted == 1))
     }
 
     /// The tax context of a cart for a buyer.

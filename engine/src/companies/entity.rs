@@ -123,6 +123,8 @@ pub mod invitation {
         pub token_hash: String,
         pub invited_by: Option<Uuid>,
         pub expires_at: DateTimeUtc,
+        /// `staff`, `customer` or `api_key` (who `invited_by` is).
+        pub inviter_kind: Option<String>,
         pub accepted_at: Option<DateTimeUtc>,
         pub revoked_at: Option<DateTimeUtc>,
         pub created_at: DateTimeUtc,

@@ -5,8 +5,8 @@ use std::collections::{HashMap, HashSet};
 use chrono::{DateTime, Duration, Utc};
 use sea_orm::sea_query::{Expr, ExprTrait, LikeExpr};
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, DatabaseTransaction, EntityTrait, PaginatorTrait, QueryFilter,
-    QueryOrder, QuerySelect,
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseTransaction, EntityTrait,
+    PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, QueryTrait,
 };
 use serde_json::json;
 use uuid::Uuid;
@@ -312,6 +312,45 @@ pub enum Need {
     Write(CompanyPermission),
 }
 
+/// What a caller may grant in a company: staff with `COMPANY_WRITE` grant any company
+/// permission (commercial relationships are the merchant's), a company user only the
+/// permissions they hold now.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Grants {
+    /// Any company permission.
+    All,
+    /// These permissions.
+    Only(Vec<CompanyPermission>),
+}
+
+impl Grants {
+    /// Fails with `FORBIDDEN` (naming the first permission) unless every one of `wanted` may
+    /// be granted.
+    pub fn check(&self, wanted: &[CompanyPermission]) -> AppResult<()> {
+        match self {
+            Grants::All => Ok(()),
+            Grants::Only(held) => match wanted.iter().find(|p| !held.contains(p)) {
+                Some(p) => Err(AppError::Forbidden(crate::auth::permission_name(*p))),
+                None => Ok(()),
+            },
+        }
+    }
+
+    /// Whether these are a staff user's grants.
+    pub fn is_staff(&self) -> bool {
+        *self == Grants::All
+    }
+}
+
+/// A company the caller may access, and what the caller may grant in it.
+#[derive(Debug, Clone)]
+pub struct Access {
+    /// The company and its tree.
+    pub view: CompanyView,
+    /// What the caller may grant.
+    pub grants: Grants,
+}
+
 /// Companies and everything attached to them.
 #[derive(Clone)]
 pub struct CompaniesService {
@@ -410,6 +449,19 @@ impl CompaniesService {
         id: Uuid,
         need: Need,
     ) -> AppResult<CompanyView> {
+        Ok(self.access(tx, caller, id, need).await?.view)
+    }
+
+    /// Like [`Self::authorize`], with what the caller may grant. A company user's rights are
+    /// read from their membership as it is in this transaction, never from token claims, so a
+    /// demotion or removal takes effect at once.
+    pub async fn access(
+        &self,
+        tx: &DatabaseTransaction,
+        caller: &Caller,
+        id: Uuid,
+        need: Need,
+    ) -> AppResult<Access> {
         let not_found = || AppError::not_found("Company", id);
         match &caller.principal {
             Principal::Storefront => {
@@ -433,21 +485,40 @@ impl CompaniesService {
                 let view = Self::load_tree(tx, caller.tenant, id)
                     .await?
                     .ok_or_else(not_found)?;
+                let writes = caller.has(Permission::CompanyWrite);
+                let grants = if writes {
+                    Grants::All
+                } else {
+                    Grants::Only(Vec::new())
+                };
                 if allowed {
-                    return Ok(view);
+                    return Ok(Access { view, grants });
                 }
                 // A sales rep reads the companies assigned to them, with their divisions.
                 let staff = caller.staff_id().ok_or_else(not_found)?;
                 let assigned = Self::assigned(tx, caller.tenant, staff).await?;
                 let covered = view.ancestry().iter().any(|c| assigned.contains(&c.id));
                 match (covered, need) {
-                    (true, Need::Read) => Ok(view),
+                    (true, Need::Read) => Ok(Access { view, grants }),
                     (true, Need::Write(_)) => Err(AppError::Forbidden("COMPANY_WRITE".into())),
                     (false, _) => Err(not_found()),
                 }
             }
-            Principal::Customer { membership, .. } => {
-                let membership = membership.as_ref().ok_or_else(not_found)?;
+            Principal::Customer {
+                id: customer,
+                membership,
+                ..
+            } => {
+                let claimed = membership.as_ref().ok_or_else(not_found)?;
+                let membership = Self::current_membership_in(
+                    tx,
+                    caller.tenant,
+                    *customer,
+                    claimed.company_id,
+                    claimed.location_id,
+                )
+                .await?
+                .ok_or_else(not_found)?;
                 let view = Self::load_tree(tx, caller.tenant, id)
                     .await?
                     .ok_or_else(not_found)?;
@@ -463,7 +534,10 @@ impl CompaniesService {
                     Need::Write(p) => p,
                 };
                 if membership.can(permission) {
-                    Ok(view)
+                    Ok(Access {
+                        view,
+                        grants: Grants::Only(membership.permissions),
+                    })
                 } else if membership.can(CompanyPermission::ViewCompany) {
                     Err(AppError::Forbidden(crate::auth::permission_name(
                         permission,
@@ -473,6 +547,130 @@ impl CompaniesService {
                 }
             }
         }
+    }
+
+    /// The membership of `customer` in `company` as stored now (roles and the permissions
+    /// they grant today), acting at `location` if the member may still use it. `None` when
+    /// the customer is no longer a member. One statement, two with custom roles.
+    pub async fn current_membership_in<C: ConnectionTrait>(
+        tx: &C,
+        tenant: TenantId,
+        customer: Uuid,
+        company: Uuid,
+        location: Option<Uuid>,
+    ) -> AppResult<Option<Membership>> {
+        let Some(row) = member::Entity::find()
+            .filter(member::Column::TenantId.eq(tenant.0))
+            .filter(member::Column::CustomerId.eq(customer))
+            .filter(member::Column::CompanyId.eq(company))
+            .one(tx)
+            .await?
+        else {
+            return Ok(None);
+        };
+        let m = Member::try_from(row)?;
+        let permissions = Self::permissions_of(tx, tenant, company, &m.roles).await?;
+        Ok(Some(Membership {
+            company_id: company,
+            location_id: location
+                .filter(|l| m.location_ids.is_empty() || m.location_ids.contains(l)),
+            roles: m.roles,
+            permissions,
+        }))
+    }
+
+    /// [`Self::current_membership_in`] in a transaction of its own.
+    pub async fn current_membership(
+        &self,
+        tenant: TenantId,
+        customer: Uuid,
+        company: Uuid,
+        location: Option<Uuid>,
+    ) -> AppResult<Option<Membership>> {
+        self.core
+            .read(tenant, |tx| {
+                Box::pin(Self::current_membership_in(
+                    tx, tenant, customer, company, location,
+                ))
+            })
+            .await
+    }
+
+    /// The permissions `roles` grant in `company`'s tree (built-in roles without a statement;
+    /// custom roles with one lookup of the tree's roles).
+    async fn permissions_of<C: ConnectionTrait>(
+        tx: &C,
+        tenant: TenantId,
+        company: Uuid,
+        roles: &[String],
+    ) -> AppResult<Vec<CompanyPermission>> {
+        let mut permissions: Vec<CompanyPermission> = Vec::new();
+        let mut custom = Vec::new();
+        for r in roles {
+            match builtin_company_role(r) {
+                Some(p) => permissions.extend_from_slice(p),
+                None => custom.push(r.clone()),
+            }
+        }
+        if !custom.is_empty() {
+            let roots = company::Entity::find()
+                .select_only()
+                .column(company::Column::RootId)
+                .filter(company::Column::TenantId.eq(tenant.0))
+                .filter(company::Column::Id.eq(company))
+                .into_query();
+            let rows = role::Entity::find()
+                .filter(role::Column::TenantId.eq(tenant.0))
+                .filter(role::Column::CompanyId.in_subquery(roots))
+                .filter(role::Column::Code.is_in(custom))
+                .all(tx)
+                .await?;
+            for r in rows {
+                let granted: Vec<CompanyPermission> = serde_json::from_str(&r.permissions)
+                    .map_err(|e| AppError::Internal(anyhow::anyhow!("role {}: {e}", r.id)))?;
+                permissions.extend(granted);
+            }
+        }
+        permissions.sort_by_key(|p| *p as u8);
+        permissions.dedup();
+        Ok(permissions)
+    }
+
+    /// Locks the membership set of `company`'s tree (the root company's row) for the rest of
+    /// the unit of work: members, roles and invitations of one tree change one at a time, so
+    /// invariants such as "at least one admin" hold under concurrency.
+    async fn lock_tree(uow: &UnitOfWork, company: Uuid) -> AppResult<()> {
+        let root: Option<Uuid> = company::Entity::find()
+            .select_only()
+            .column(company::Column::RootId)
+            .filter(company::Column::TenantId.eq(uow.tenant().0))
+            .filter(company::Column::Id.eq(company))
+            .into_tuple()
+            .one(uow.tx())
+            .await?;
+        if let Some(root) = root {
+            crate::db::lock::lock::<company::Entity, _>(uow.tx(), uow.tenant(), root).await?;
+        }
+        Ok(())
+    }
+
+    /// Whether staff user `staff` is assigned to `company` or one of its ancestors.
+    pub async fn rep_covers(
+        &self,
+        tenant: TenantId,
+        staff: Uuid,
+        company: Uuid,
+    ) -> AppResult<bool> {
+        let tx = self.core.db.read(Scope::Tenant(tenant)).await?;
+        let covered = match Self::load_tree(&tx, tenant, company).await? {
+            Some(view) => {
+                let assigned = Self::assigned(&tx, tenant, staff).await?;
+                view.ancestry().iter().any(|c| assigned.contains(&c.id))
+            }
+            None => false,
+        };
+        tx.commit().await?;
+        Ok(covered)
     }
 
     /// Checks that a company exists in the unit of work's tenant.
@@ -856,23 +1054,51 @@ impl CompaniesService {
         input: LocationInput,
     ) -> AppResult<location::Model> {
         let mut uow = self.core.begin_for(caller).await?;
-        self.authorize(
-            uow.tx(),
-            caller,
-            company_id,
-            Need::Write(CompanyPermission::ManageLocations),
-        )
-        .await?;
+        let access = self
+            .access(
+                uow.tx(),
+                caller,
+                company_id,
+                Need::Write(CompanyPermission::ManageLocations),
+            )
+            .await?;
         let name = address::name("name", &input.name, 200)?;
         let postal = input.address.validated()?;
-        let vat_id = vat_field("vatId", input.vat_id)?;
-        if let Some(id) = id {
-            location::Entity::find_by_id(id)
-                .filter(location::Column::TenantId.eq(caller.tenant.0))
-                .filter(location::Column::CompanyId.eq(company_id))
-                .one(uow.tx())
-                .await?
-                .ok_or_else(|| AppError::not_found("CompanyLocation", id))?;
+        let mut vat_id = vat_field("vatId", input.vat_id)?;
+        let mut tax_exempt = input.tax_exempt;
+        let mut payment_terms = input.payment_terms.map(|t| t.code().to_owned());
+        let current = match id {
+            Some(id) => Some(
+                crate::db::lock::lock::<location::Entity, _>(uow.tx(), caller.tenant, id)
+                    .await?
+                    .filter(|l| l.company_id == company_id)
+                    .ok_or_else(|| AppError::not_found("CompanyLocation", id))?,
+            ),
+            None => None,
+        };
+        // Tax treatment and payment terms are commercial terms: the merchant's (staff with
+        // `COMPANY_WRITE`). A company user leaves them out (they stay as they are) and cannot
+        // set or change them.
+        if !access.grants.is_staff() {
+            let (cur_vat, cur_exempt, cur_terms) = current
+                .as_ref()
+                .map(|l| (l.vat_id.clone(), l.tax_exempt, l.payment_terms.clone()))
+                .unwrap_or_default();
+            let changes = |given: bool, same: bool| given && !same;
+            if changes(vat_id.is_some(), vat_id == cur_vat)
+                || changes(tax_exempt.is_some(), tax_exempt == cur_exempt)
+                || changes(payment_terms.is_some(), payment_terms == cur_terms)
+            {
+                return Err(AppError::Rejected {
+                    code: code::FORBIDDEN,
+                    message: "a location's VAT id, tax exemption and payment terms are set by \
+                              the merchant (COMPANY_WRITE)"
+                        .into(),
+                });
+            }
+            vat_id = cur_vat;
+            tax_exempt = cur_exempt;
+            payment_terms = cur_terms;
         }
         let now = Utc::now();
         let location_id = id.unwrap_or_else(Uuid::now_v7);
@@ -884,8 +1110,8 @@ impl CompaniesService {
             is_shipping: Set(input.is_shipping),
             is_billing: Set(input.is_billing),
             vat_id: Set(vat_id),
-            tax_exempt: Set(input.tax_exempt),
-            payment_terms: Set(input.payment_terms.map(|t| t.code().to_owned())),
+            tax_exempt: Set(tax_exempt),
+            payment_terms: Set(payment_terms),
             status: Set("active".into()),
             version: Set(1),
             street_line1: Set(postal.street_line1),
@@ -1011,12 +1237,13 @@ impl CompaniesService {
         }))
     }
 
+    /// Checks that `roles` exist in the tree of `root` and returns the permissions they grant.
     async fn check_roles(
         tx: &DatabaseTransaction,
         tenant: TenantId,
         root: Uuid,
         roles: &[String],
-    ) -> AppResult<()> {
+    ) -> AppResult<Vec<CompanyPermission>> {
         if roles.is_empty() {
             return Err(AppError::validation("roles", "name at least one role"));
         }
@@ -1027,7 +1254,15 @@ impl CompaniesService {
                 format!("unknown role `{unknown}`"),
             ));
         }
-        Ok(())
+        let mut granted: Vec<CompanyPermission> = roles
+            .iter()
+            .filter_map(|r| known.get(r))
+            .flatten()
+            .copied()
+            .collect();
+        granted.sort_by_key(|p| *p as u8);
+        granted.dedup();
+        Ok(granted)
     }
 
     async fn check_locations(
@@ -1063,8 +1298,8 @@ impl CompaniesService {
     }
 
     /// Invites someone by email to a company with roles (and optionally restricted to
-    /// locations). The token travels in the `vectis.company.user_invited` event for the
-    /// notification handler; it is returned here too so an admin UI can show a link.
+    /// locations), granting at most what the caller holds. The token goes only into the
+    /// invitation email (the event carries the invitation's id).
     pub async fn invite(
         &self,
         caller: &Caller,
@@ -1074,8 +1309,9 @@ impl CompaniesService {
         location_ids: Vec<Uuid>,
     ) -> AppResult<(Invitation, String)> {
         let mut uow = self.core.begin_for(caller).await?;
-        let view = self
-            .authorize(
+        Self::lock_tree(&uow, company_id).await?;
+        let Access { view, grants } = self
+            .access(
                 uow.tx(),
                 caller,
                 company_id,
@@ -1083,7 +1319,9 @@ impl CompaniesService {
             )
             .await?;
         let email = normalize_email("email", email)?;
-        Self::check_roles(uow.tx(), caller.tenant, view.company.root_id, &roles).await?;
+        let granted =
+            Self::check_roles(uow.tx(), caller.tenant, view.company.root_id, &roles).await?;
+        grants.check(&granted)?;
         self.check_locations(uow.tx(), &view, &location_ids).await?;
         if let Some(existing) = self.accounts.find_by_email_in(&uow, &email).await? {
             let already = member::Entity::find()
@@ -1112,6 +1350,14 @@ impl CompaniesService {
             location_ids: Set(serde_json::to_string(&location_ids).map_err(anyhow::Error::from)?),
             token_hash: Set(hash),
             invited_by: Set(caller.actor()),
+            inviter_kind: Set(Some(
+                match caller.principal {
+                    Principal::Customer { .. } => "customer",
+                    Principal::ApiKey { .. } => "api_key",
+                    _ => "staff",
+                }
+                .to_owned(),
+            )),
             expires_at: Set(expires_at),
             accepted_at: Set(None),
             revoked_at: Set(None),
@@ -1121,15 +1367,17 @@ impl CompaniesService {
         .exec_without_returning(uow.tx())
         .await?;
         let updated = bump_company(&uow, company_id, Vec::new()).await?;
-        uow.record(DomainEvent::new(
+        let event = DomainEvent::new(
             caller.tenant,
             "company",
             company_id,
             updated.version,
             "vectis.company.user_invited",
             json!({ "companyId": company_id, "companyName": updated.name, "invitationId": id, "email": email,
-                    "roles": roles, "token": token, "expiresAt": expires_at }),
-        ));
+                    "roles": roles, "expiresAt": expires_at }),
+        );
+        crate::notifications::keep_token(uow.tx(), caller.tenant, event.id, &token).await?;
+        uow.record(event);
         uow.commit().await?;
         Ok((
             Invitation {
@@ -1156,15 +1404,39 @@ impl CompaniesService {
             || AppError::validation("token", "the invitation is invalid, expired or used");
         let (tenant, hash) = parse_tenant_token(token).ok_or_else(invalid)?;
         let mut uow = self.core.begin(tenant, None).await?;
-        let inv = invitation::Entity::find()
+        let company_of: Option<Uuid> = invitation::Entity::find()
+            .select_only()
+            .column(invitation::Column::CompanyId)
             .filter(invitation::Column::TenantId.eq(tenant.0))
-            .filter(invitation::Column::TokenHash.eq(hash))
+            .filter(invitation::Column::TokenHash.eq(hash.clone()))
+            .into_tuple()
             .one(uow.tx())
-            .await?
-            .filter(|i| {
-                i.accepted_at.is_none() && i.revoked_at.is_none() && i.expires_at > Utc::now()
-            })
-            .ok_or_else(invalid)?;
+            .await?;
+        Self::lock_tree(&uow, company_of.ok_or_else(invalid)?).await?;
+        // Single use: of concurrent acceptances exactly one redeems the invitation.
+        let inv = crate::db::lock::consume::<invitation::Entity, _>(
+            uow.tx(),
+            tenant,
+            "accepted_at",
+            sea_orm::Condition::all()
+                .add(invitation::Column::TokenHash.eq(hash))
+                .add(invitation::Column::RevokedAt.is_null())
+                .add(invitation::Column::ExpiresAt.gt(Utc::now())),
+        )
+        .await?
+        .ok_or_else(invalid)?;
+        // An invitation carries at most its inviter's rights, as they are now: it dies with
+        // the inviter's membership or with the rights it would grant.
+        if inv.inviter_kind.as_deref() == Some("customer") {
+            let roles: Vec<String> = serde_json::from_str(&inv.roles).unwrap_or_default();
+            let inviter = inv.invited_by.unwrap_or_default();
+            if !self
+                .inviter_may_grant(uow.tx(), tenant, inviter, inv.company_id, &roles)
+                .await?
+            {
+                return Err(invalid());
+            }
+        }
         let customer = match self.accounts.find_by_email_in(&uow, &inv.email).await? {
             Some(existing) => {
                 if let Some(password) = &password
@@ -1200,11 +1472,6 @@ impl CompaniesService {
             }
         };
         let now = Utc::now();
-        invitation::Entity::update_many()
-            .col_expr(invitation::Column::AcceptedAt, Expr::value(now))
-            .filter(invitation::Column::Id.eq(inv.id))
-            .exec(uow.tx())
-            .await?;
         let membership_id = Uuid::now_v7();
         member::Entity::insert(member::ActiveModel {
             id: Set(membership_id),
@@ -1238,6 +1505,35 @@ impl CompaniesService {
         ));
         uow.commit().await?;
         Ok((tenant, customer, inv.company_id))
+    }
+
+    /// Whether company user `inviter` still holds `MANAGE_USERS` and every permission of
+    /// `roles` through a membership in `company` or one of its ancestors.
+    async fn inviter_may_grant(
+        &self,
+        tx: &DatabaseTransaction,
+        tenant: TenantId,
+        inviter: Uuid,
+        company: Uuid,
+        roles: &[String],
+    ) -> AppResult<bool> {
+        let Some(view) = Self::load_tree(tx, tenant, company).await? else {
+            return Ok(false);
+        };
+        let wanted = match Self::check_roles(tx, tenant, view.company.root_id, roles).await {
+            Ok(wanted) => wanted,
+            Err(AppError::Validation { .. }) => return Ok(false),
+            Err(other) => return Err(other),
+        };
+        for c in view.ancestry() {
+            if let Some(m) = Self::current_membership_in(tx, tenant, inviter, c.id, None).await?
+                && m.can(CompanyPermission::ManageUsers)
+                && Grants::Only(m.permissions).check(&wanted).is_ok()
+            {
+                return Ok(true);
+            }
+        }
+        Ok(false)
     }
 
     /// Members of a company (company admins, staff with `COMPANY_READ`, assigned sales reps).
@@ -1336,6 +1632,35 @@ impl CompaniesService {
             .await
     }
 
+    /// The member row of `customer` in the accessed company, if the caller may change it: a
+    /// company user changes only members whose rights they hold themselves.
+    async fn member_within(
+        &self,
+        uow: &UnitOfWork,
+        view: &CompanyView,
+        grants: &Grants,
+        customer: Uuid,
+    ) -> AppResult<member::Model> {
+        let row = member::Entity::find()
+            .filter(member::Column::TenantId.eq(uow.tenant().0))
+            .filter(member::Column::CompanyId.eq(view.company.id))
+            .filter(member::Column::CustomerId.eq(customer))
+            .one(uow.tx())
+            .await?
+            .ok_or_else(|| AppError::not_found("CompanyUser", customer))?;
+        if !grants.is_staff() {
+            let roles: Vec<String> = serde_json::from_str(&row.roles).unwrap_or_default();
+            let held =
+                Self::check_roles(uow.tx(), uow.tenant(), view.company.root_id, &roles).await;
+            match held {
+                Ok(held) => grants.check(&held)?,
+                Err(AppError::Validation { .. }) => {}
+                Err(other) => return Err(other),
+            }
+        }
+        Ok(row)
+    }
+
     async fn admins_after(
         tx: &DatabaseTransaction,
         tenant: TenantId,
@@ -1379,24 +1704,30 @@ impl CompaniesService {
         patch: MemberPatch,
     ) -> AppResult<Member> {
         let mut uow = self.core.begin_for(caller).await?;
-        let view = self
-            .authorize(
+        Self::lock_tree(&uow, company_id).await?;
+        let Access { view, grants } = self
+            .access(
                 uow.tx(),
                 caller,
                 company_id,
                 Need::Write(CompanyPermission::ManageUsers),
             )
             .await?;
-        let current = member::Entity::find()
-            .filter(member::Column::TenantId.eq(caller.tenant.0))
-            .filter(member::Column::CompanyId.eq(company_id))
-            .filter(member::Column::CustomerId.eq(customer_id))
-            .one(uow.tx())
-            .await?
-            .ok_or_else(|| AppError::not_found("CompanyUser", customer_id))?;
+        let current = self
+            .member_within(&uow, &view, &grants, customer_id)
+            .await?;
+        let own = caller.actor() == Some(customer_id);
+        if own && patch.spending_limit.is_some() && !grants.is_staff() {
+            return Err(AppError::Rejected {
+                code: code::FORBIDDEN,
+                message: "company users cannot change their own spending limit".into(),
+            });
+        }
         let mut sets: Vec<(member::Column, Expr)> = Vec::new();
         if let Some(roles) = &patch.roles {
-            Self::check_roles(uow.tx(), caller.tenant, view.company.root_id, roles).await?;
+            let granted =
+                Self::check_roles(uow.tx(), caller.tenant, view.company.root_id, roles).await?;
+            grants.check(&granted)?;
             let was_admin = serde_json::from_str::<Vec<String>>(&current.roles)
                 .unwrap_or_default()
                 .iter()
@@ -1477,20 +1808,18 @@ impl CompaniesService {
         customer_id: Uuid,
     ) -> AppResult<()> {
         let mut uow = self.core.begin_for(caller).await?;
-        self.authorize(
-            uow.tx(),
-            caller,
-            company_id,
-            Need::Write(CompanyPermission::ManageUsers),
-        )
-        .await?;
-        let current = member::Entity::find()
-            .filter(member::Column::TenantId.eq(caller.tenant.0))
-            .filter(member::Column::CompanyId.eq(company_id))
-            .filter(member::Column::CustomerId.eq(customer_id))
-            .one(uow.tx())
-            .await?
-            .ok_or_else(|| AppError::not_found("CompanyUser", customer_id))?;
+        Self::lock_tree(&uow, company_id).await?;
+        let Access { view, grants } = self
+            .access(
+                uow.tx(),
+                caller,
+                company_id,
+                Need::Write(CompanyPermission::ManageUsers),
+            )
+            .await?;
+        let current = self
+            .member_within(&uow, &view, &grants, customer_id)
+            .await?;
         let was_admin = serde_json::from_str::<Vec<String>>(&current.roles)
             .unwrap_or_default()
             .iter()
@@ -1503,6 +1832,21 @@ impl CompaniesService {
         }
         member::Entity::delete_many()
             .filter(member::Column::Id.eq(current.id))
+            .exec(uow.tx())
+            .await?;
+        // Invitations the member sent into this company's subtree die with the membership.
+        invitation::Entity::update_many()
+            .col_expr(invitation::Column::RevokedAt, Expr::value(Utc::now()))
+            .filter(invitation::Column::TenantId.eq(caller.tenant.0))
+            .filter(invitation::Column::InvitedBy.eq(customer_id))
+            .filter(invitation::Column::InviterKind.eq("customer"))
+            .filter(invitation::Column::AcceptedAt.is_null())
+            .filter(invitation::Column::RevokedAt.is_null())
+            .filter(id_in(
+                self.core.db.backend(),
+                (invitation::Entity, invitation::Column::CompanyId),
+                descendants(&view.tree, company_id).into_iter().collect(),
+            ))
             .exec(uow.tx())
             .await?;
         let company = bump_company(&uow, company_id, Vec::new()).await?;
@@ -1529,6 +1873,7 @@ impl CompaniesService {
     ) -> AppResult<Member> {
         caller.require(Permission::CompanyWrite)?;
         let mut uow = self.core.begin_for(caller).await?;
+        Self::lock_tree(&uow, company_id).await?;
         let view = self
             .authorize(
                 uow.tx(),
@@ -1591,14 +1936,16 @@ impl CompaniesService {
         permissions: Vec<CompanyPermission>,
     ) -> AppResult<(String, String, Vec<CompanyPermission>)> {
         let mut uow = self.core.begin_for(caller).await?;
-        let view = self
-            .authorize(
+        Self::lock_tree(&uow, company_id).await?;
+        let Access { view, grants } = self
+            .access(
                 uow.tx(),
                 caller,
                 company_id,
                 Need::Write(CompanyPermission::ManageUsers),
             )
             .await?;
+        grants.check(&permissions)?;
         let code_ = crate::catalog::service::validate_code("code", &code_.to_lowercase())?;
         if builtin_company_role(&code_).is_some() {
             return Err(AppError::validation("code", "is a built-in role"));

@@ -6,6 +6,8 @@
 //! row-level-security policies read (see `vectis_migrations::rls`); the application filters by
 //! `tenant_id` as well, so RLS is the backstop, not the only guard.
 
+pub mod lock;
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;

@@ -11,8 +11,7 @@ use super::envelope::topic_family;
 const CART: &str = "cartId:uuid, customerId:uuid?, companyId:uuid?, locationId:uuid?, lineCount:integer, currency:string, total:integer";
 const COMPANY: &str = "id:uuid, name:string, parentId:uuid?, rootId:uuid?, vatId:string?, taxExempt:boolean?, paymentTerms:string?, creditLimit:object?, customerGroupId:uuid?, status:string";
 const LOCATION: &str = "companyId:uuid, locationId:uuid, name:string, countryCode:string, isShipping:boolean, isBilling:boolean";
-const TOKEN: &str =
-    "customerId:uuid, email:string, firstName:string?, token:string, expiresAt:datetime";
+const TOKEN: &str = "customerId:uuid, email:string, firstName:string?, expiresAt:datetime";
 const VARIANT: &str =
     "id:uuid, productId:uuid, sku:string, name:string, status:string, prices:array, options:array";
 const ENDPOINT: &str = "id:uuid, url:string, description:string, eventTypes:array, enabled:boolean";
@@ -81,6 +80,12 @@ pub const EVENTS: &[(&str, &str, &str, &[&str])] = &[
         &["id:uuid, email:string, roles:array"],
     ),
     (
+        "vectis.staff_user.updated",
+        "staff_user",
+        "A staff user's name, roles or access changed; the full new state.",
+        &["id:uuid, email:string, displayName:string, roles:array, active:boolean"],
+    ),
+    (
         "vectis.api_key.created",
         "api_key",
         "An API key was created.",
@@ -101,7 +106,7 @@ pub const EVENTS: &[(&str, &str, &str, &[&str])] = &[
     (
         "vectis.account.email_verification_requested",
         "customer",
-        "A verification email is due; carries the one-time token (removed from webhooks).",
+        "A verification email is due (its one-time token goes only into the email).",
         &[TOKEN],
     ),
     (
@@ -113,7 +118,7 @@ pub const EVENTS: &[(&str, &str, &str, &[&str])] = &[
     (
         "vectis.account.password_reset_requested",
         "customer",
-        "A password reset email is due; carries the one-time token (removed from webhooks).",
+        "A password reset email is due (its one-time token goes only into the email).",
         &[TOKEN],
     ),
     (
@@ -173,9 +178,9 @@ pub const EVENTS: &[(&str, &str, &str, &[&str])] = &[
     (
         "vectis.company.user_invited",
         "company",
-        "Someone was invited to a company; carries the one-time token (removed from webhooks).",
+        "Someone was invited to a company (the one-time token goes only into the email).",
         &[
-            "companyId:uuid, companyName:string, invitationId:uuid, email:string, roles:array, token:string, expiresAt:datetime",
+            "companyId:uuid, companyName:string, invitationId:uuid, email:string, roles:array, expiresAt:datetime",
         ],
     ),
     (

@@ -6,6 +6,11 @@
 //!
 //! Each message's `Message-ID` is derived from the event id, so a message sent twice (a crash
 //! between sending and recording) is recognisable as the same message.
+//!
+//! The one-time tokens these emails carry never travel in events: the service that issues a
+//! token keeps it in `mail_tokens` ([`keep_token`]) in the transaction that records the event;
+//! the handler reads it by event id, renders the email and deletes it; a sent email's bodies
+//! are dropped from `mail_queue`. Only the tokens' hashes stay in the database.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -58,6 +63,52 @@ pub mod entity {
     pub enum Relation {}
 
     impl ActiveModelBehavior for ActiveModel {}
+}
+
+/// `mail_tokens`: the one-time secret of an account email, kept from the change that asks for
+/// the email until the email is queued. Events never carry it.
+pub mod token_entity {
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, DeriveEntityModel)]
+    #[sea_orm(table_name = "mail_tokens")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub id: Uuid,
+        pub tenant_id: Uuid,
+        pub created_at: DateTimeUtc,
+        pub updated_at: DateTimeUtc,
+        pub event_id: Uuid,
+        pub token: String,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+/// Keeps the one-time `token` that the email for event `event_id` will carry, in the
+/// transaction that records the event (the services that issue tokens call this; the event
+/// itself carries only ids).
+pub async fn keep_token<C: sea_orm::ConnectionTrait>(
+    tx: &C,
+    tenant: crate::tenancy::TenantId,
+    event_id: Uuid,
+    token: &str,
+) -> Result<(), sea_orm::DbErr> {
+    let now = Utc::now();
+    token_entity::Entity::insert(token_entity::ActiveModel {
+        id: Set(Uuid::now_v7()),
+        tenant_id: Set(tenant.0),
+        created_at: Set(now),
+        updated_at: Set(now),
+        event_id: Set(event_id),
+        token: Set(token.to_owned()),
+    })
+    .exec_without_returning(tx)
+    .await?;
+    Ok(())
 }
 
 /// The templates: `name.subject`, `name.txt` and `name.html` for each email.
@@ -136,8 +187,8 @@ impl Notifications {
         })
     }
 
-    /// The email an event asks for, if any.
-    pub fn render(&self, event: &Envelope) -> anyhow::Result<Option<Rendered>> {
+    /// The email an event asks for, if any, carrying the one-time `token` kept for it.
+    pub fn render(&self, event: &Envelope, token: &str) -> anyhow::Result<Option<Rendered>> {
         let d = &event.data;
         let text = |key: &str| d.get(key).and_then(|v| v.as_str()).unwrap_or_default();
         let (template, path) = match event.event_type.as_str() {
@@ -146,7 +197,6 @@ impl Notifications {
             "vectis.company.user_invited" => ("company_invitation", "accept-invitation"),
             _ => return Ok(None),
         };
-        let token = text("token");
         let to = text("email");
         if token.is_empty() || to.is_empty() {
             anyhow::bail!("{} has no token or email", event.event_type);
@@ -201,7 +251,17 @@ impl Handler for Notifications {
     }
 
     async fn handle(&self, tx: &DatabaseTransaction, event: &Envelope) -> anyhow::Result<()> {
-        let Some(mail) = self.render(event)? else {
+        let kept = token_entity::Entity::find()
+            .filter(token_entity::Column::TenantId.eq(event.tenantid))
+            .filter(token_entity::Column::EventId.eq(event.id))
+            .one(tx)
+            .await?;
+        let Some(kept) = kept else {
+            // Queued already (a redelivery or a replay): the secret went into that email.
+            tracing::info!(event = %event.id, "account email queued before; nothing to send");
+            return Ok(());
+        };
+        let Some(mail) = self.render(event, &kept.token)? else {
             return Ok(());
         };
         let now = Utc::now();
@@ -229,6 +289,10 @@ impl Handler for Notifications {
         )
         .exec_without_returning(tx)
         .await?;
+        token_entity::Entity::delete_many()
+            .filter(token_entity::Column::Id.eq(kept.id))
+            .exec(tx)
+            .await?;
         Ok(())
     }
 }
@@ -303,6 +367,8 @@ impl Mailer {
             let result = self.send(mail).await;
             let now = Utc::now();
             let attempts = mail.attempts.saturating_add(1);
+            // A sent email's bodies are dropped: its one-time link lives only in the email.
+            let sent = result.is_ok();
             let (status, next, error) = match &result {
                 Ok(()) => ("sent", None, None),
                 Err(err) if attempts >= self.retry.max_attempts => {
@@ -318,7 +384,7 @@ impl Mailer {
                 tracing::warn!(mail = %mail.id, error = %error, "sending mail");
             }
             let tx = self.db.write(Scope::System).await?;
-            entity::Entity::update_many()
+            let update = entity::Entity::update_many()
                 .col_expr(entity::Column::Status, Expr::value(status))
                 .col_expr(entity::Column::Attempts, Expr::value(attempts))
                 .col_expr(entity::Column::NextAttemptAt, Expr::value(next))
@@ -330,7 +396,15 @@ impl Mailer {
                     entity::Column::SentAt,
                     Expr::value(result.is_ok().then_some(now)),
                 )
-                .col_expr(entity::Column::UpdatedAt, Expr::value(now))
+                .col_expr(entity::Column::UpdatedAt, Expr::value(now));
+            let update = if sent {
+                update
+                    .col_expr(entity::Column::TextBody, Expr::value(""))
+                    .col_expr(entity::Column::HtmlBody, Expr::value(""))
+            } else {
+                update
+            };
+            update
                 .filter(entity::Column::Id.eq(mail.id))
                 .exec(&tx)
                 .await?;

@@ -12,8 +12,6 @@
 //!   `FAILED` and can be redelivered by hand.
 //! - After `consumer.webhook_disable_after` consecutive failed attempts the endpoint is
 //!   disabled (`vectis.webhook_endpoint.disabled`); enabling it again resets the count.
-//! - One-time tokens in event data (email verification, password reset, invitations) are
-//!   removed from webhook bodies: they are for the engine's own mail.
 //! - Every attempt is logged (`WebhookDelivery.attemptLog`).
 
 pub mod entity;
@@ -403,14 +401,6 @@ impl WebhooksService {
     }
 }
 
-/// Removes one-time tokens from event data before it leaves the engine.
-pub fn redact(mut envelope: Envelope) -> Envelope {
-    if let Some(data) = envelope.data.as_object_mut() {
-        data.remove("token");
-    }
-    envelope
-}
-
 /// The pipeline handler that turns events into deliveries for matching endpoints.
 pub struct WebhookFanout;
 
@@ -431,7 +421,7 @@ impl Handler for WebhookFanout {
             .all(tx)
             .await?;
         let now = Utc::now();
-        let body = String::from_utf8(redact(event.clone()).to_json())?;
+        let body = String::from_utf8(event.to_json())?;
         let rows: Vec<delivery::ActiveModel> = endpoints
             .iter()
             .filter(|e| matches(&patterns(e), &event.event_type))

@@ -1,7 +1,7 @@
 use serde_json::{Value, json};
 use vectis_engine::auth::{Caller, Permission, Principal, StaffRole};
 
-use crate::support::{PASSWORD, TestApp, caller_of, customer_login, error_code, last_event};
+use crate::support::{PASSWORD, TestApp, caller_of, customer_login, error_code, mailed_token};
 
 const CREATE: &str = "mutation($input: CreateCompanyInput!) { createCompany(input: $input) { id name parentId
     effectiveSettings { paymentTerms taxExempt vatId creditLimit { amount currency } availableCredit { amount } } } }";
@@ -37,10 +37,7 @@ async fn join(t: &TestApp, by: &Caller, company: &str, email: &str, roles: &[&st
         json!({ "c": company, "e": email, "r": roles }),
     )
     .await;
-    let token = last_event(t, "vectis.company.user_invited").await["token"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let token = mailed_token(t, "vectis.company.user_invited").await;
     let data = t
         .ok(
             None,
@@ -204,10 +201,7 @@ async fn invitations_make_company_users_who_act_in_a_location() {
         json!({ "c": acme, "e": "buyer@acme.test", "r": ["buyer"], "l": [site] }),
     )
     .await;
-    let token = last_event(&t, "vectis.company.user_invited").await["token"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let token = mailed_token(&t, "vectis.company.user_invited").await;
     let missing_password = t.gql(None, ACCEPT, json!({ "t": token })).await;
     assert_eq!(error_code(&missing_password), "VALIDATION");
     let data = t
@@ -547,10 +541,7 @@ async fn expired_invitations_are_refused() {
         json!({ "c": acme, "e": "late@acme.test", "r": ["buyer"] }),
     )
     .await;
-    let token = last_event(&t, "vectis.company.user_invited").await["token"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let token = mailed_token(&t, "vectis.company.user_invited").await;
     let tx = t
         .app
         .db()

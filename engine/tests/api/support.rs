@@ -327,6 +327,37 @@ pub async fn last_event(t: &TestApp, event_type: &str) -> Value {
     row.data
 }
 
+/// The one-time token the email for the newest event of `event_type` will carry (kept by the
+/// engine for its notifications handler; events never carry it).
+pub async fn mailed_token(t: &TestApp, event_type: &str) -> String {
+    use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder};
+    use vectis_engine::events::entity as outbox;
+    use vectis_engine::notifications::token_entity as kept;
+    let tx = t
+        .app
+        .db()
+        .read(vectis_engine::db::Scope::System)
+        .await
+        .expect("tx");
+    let event = outbox::Entity::find()
+        .filter(outbox::Column::EventType.eq(event_type))
+        .order_by_desc(outbox::Column::Position)
+        .one(&tx)
+        .await
+        .expect("query")
+        .unwrap_or_else(|| panic!("no {event_type} event"));
+    assert!(event.data.get("token").is_none(), "a token in {event_type}");
+    let token = kept::Entity::find()
+        .filter(kept::Column::EventId.eq(event.id))
+        .one(&tx)
+        .await
+        .expect("query")
+        .unwrap_or_else(|| panic!("no token kept for {event_type}"))
+        .token;
+    tx.commit().await.expect("commit");
+    token
+}
+
 /// The caller an access token stands for (as the HTTP layer would resolve it).
 pub async fn caller_of(t: &TestApp, access_token: &str) -> Caller {
     t.app
@@ -383,10 +414,7 @@ pub async fn company_user(t: &TestApp, company: &str, email: &str, role: &str) -
         json!({ "c": company, "e": email, "r": role }),
     )
     .await;
-    let token = last_event(t, "vectis.company.user_invited").await["token"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let token = mailed_token(t, "vectis.company.user_invited").await;
     let data = t
         .ok(
             None,
