@@ -91,7 +91,12 @@ impl Services {
             pricing,
             cart,
             projections: crate::projections::ProjectionsService::new(core.clone()),
-            webhooks: crate::webhooks::WebhooksService::new(core.clone()),
+            webhooks: crate::webhooks::WebhooksService::new(
+                core.clone(),
+                crate::webhooks::egress::EgressPolicy {
+                    allow_private: config.webhooks.allow_private_targets,
+                },
+            ),
             strategies,
             accounts,
             companies,
@@ -139,6 +144,8 @@ impl App {
         let limits = QueryLimits {
             max_aliases: config.graphql.max_aliases,
             max_fields: config.graphql.max_fields,
+            max_directives: config.graphql.max_directives,
+            max_string_bytes: config.graphql.max_string_bytes,
         };
         let response_cache = Arc::new(crate::http::cache::ResponseCache::new(
             std::time::Duration::from_secs(config.http.catalog_cache_ttl_secs),
@@ -218,6 +225,8 @@ impl App {
             },
             None => None,
         };
-        self.schema.execute(self.prepare(request, caller, ip)).await
+        let mut response = self.schema.execute(self.prepare(request, caller, ip)).await;
+        crate::graphql::limits::ensure_codes(&mut response);
+        response
     }
 }

@@ -16,6 +16,7 @@ use serde::{Deserialize, Serialize};
 /// Sections that `VECTIS_<SECTION>_<KEY>` variables may address.
 const SECTIONS: &[&str] = &[
     "database", "http", "graphql", "auth", "log", "commerce", "kafka", "consumer", "mail",
+    "webhooks",
 ];
 
 /// The whole configuration.
@@ -40,6 +41,18 @@ pub struct Config {
     pub consumer: ConsumerConfig,
     /// Account emails.
     pub mail: MailConfig,
+    /// Webhook targets.
+    pub webhooks: WebhooksConfig,
+}
+
+/// `[webhooks]`
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct WebhooksConfig {
+    /// Let webhook endpoints point at private, loopback, link-local and other non-public
+    /// addresses (development, tests with local receivers). Off by default, also with
+    /// `--demo`: see `webhooks::egress`.
+    pub allow_private_targets: bool,
 }
 
 /// `[kafka]`
@@ -207,6 +220,9 @@ pub struct HttpConfig {
     pub graphiql: bool,
     /// Seconds an anonymous catalog response stays cached (0 disables; see `http::cache`).
     pub catalog_cache_ttl_secs: u64,
+    /// Proxies (addresses or CIDR ranges) whose `X-Forwarded-For` is believed; the client
+    /// address of a request is the peer otherwise (it keys login throttling).
+    pub trusted_proxies: Vec<String>,
 }
 
 impl Default for HttpConfig {
@@ -216,6 +232,7 @@ impl Default for HttpConfig {
             body_limit_bytes: 8 * 1024 * 1024,
             graphiql: true,
             catalog_cache_ttl_secs: 30,
+            trusted_proxies: Vec::new(),
         }
     }
 }
@@ -232,6 +249,10 @@ pub struct GraphqlConfig {
     pub max_fields: usize,
     /// Most operations in one batched request (`[{…}, {…}]`); 1 disables batching.
     pub max_batch: usize,
+    /// Most directives in one document.
+    pub max_directives: usize,
+    /// Longest string (in bytes) accepted anywhere in a request's variables or document.
+    pub max_string_bytes: usize,
 }
 
 impl Default for GraphqlConfig {
@@ -241,6 +262,8 @@ impl Default for GraphqlConfig {
             max_aliases: 30,
             max_fields: 500,
             max_batch: 10,
+            max_directives: 50,
+            max_string_bytes: 1024 * 1024,
         }
     }
 }
@@ -378,6 +401,17 @@ impl Config {
                 "must be a socket address such as 127.0.0.1:8080",
             );
         }
+        if self
+            .http
+            .trusted_proxies
+            .iter()
+            .any(|p| p.parse::<ipnet::IpNet>().is_err() && p.parse::<std::net::IpAddr>().is_err())
+        {
+            return fail(
+                "http.trusted_proxies",
+                "must list IP addresses or CIDR ranges such as 10.0.0.0/8",
+            );
+        }
         if self.http.body_limit_bytes < 1024 {
             return fail("http.body_limit_bytes", "must be at least 1024");
         }
@@ -386,6 +420,8 @@ impl Config {
             ("graphql.max_aliases", self.graphql.max_aliases),
             ("graphql.max_fields", self.graphql.max_fields),
             ("graphql.max_batch", self.graphql.max_batch),
+            ("graphql.max_directives", self.graphql.max_directives),
+            ("graphql.max_string_bytes", self.graphql.max_string_bytes),
         ] {
             if value == 0 {
                 return fail(key, "must be at least 1");
@@ -438,6 +474,19 @@ impl Config {
             return fail("consumer.webhook_disable_after", "must be at least 1");
         }
         Ok(())
+    }
+
+    /// The trusted proxies as networks (validated at load).
+    pub fn trusted_proxies(&self) -> Vec<ipnet::IpNet> {
+        self.http
+            .trusted_proxies
+            .iter()
+            .filter_map(|p| {
+                p.parse::<ipnet::IpNet>()
+                    .ok()
+                    .or_else(|| p.parse::<std::net::IpAddr>().ok().map(ipnet::IpNet::from))
+            })
+            .collect()
     }
 
     /// The listen address (validated at load).

@@ -188,7 +188,11 @@ impl EventRuntime {
         self.tasks.push(tokio::spawn(
             pipeline.clone().run_retries(every, rx.clone()),
         ));
-        match crate::webhooks::deliverer(app.services.core.clone(), &app.config.consumer) {
+        match crate::webhooks::deliverer(
+            app.services.core.clone(),
+            &app.config.consumer,
+            &app.config.webhooks,
+        ) {
             Ok(deliverer) => self.tasks.push(tokio::spawn(
                 deliverer.as_ref().clone().run(every, rx.clone()),
             )),

@@ -90,7 +90,10 @@ pub enum AppError {
         message: String,
     },
     /// Too many attempts.
-    RateLimited,
+    RateLimited {
+        /// Seconds until a retry can succeed.
+        retry_after_secs: u64,
+    },
     /// An unexpected failure; details are logged, not returned.
     Internal(anyhow::Error),
 }
@@ -129,7 +132,9 @@ impl AppError {
             AppError::Conflict { message, .. } | AppError::Rejected { message, .. } => {
                 message.clone()
             }
-            AppError::RateLimited => "too many attempts, retry later".into(),
+            AppError::RateLimited { retry_after_secs } => {
+                format!("too many attempts, retry in {retry_after_secs} s")
+            }
             AppError::Internal(_) => "internal error".into(),
         }
     }
@@ -142,7 +147,7 @@ impl AppError {
             AppError::NotFound { .. } => code::NOT_FOUND,
             AppError::Validation { .. } => code::VALIDATION,
             AppError::Conflict { code, .. } | AppError::Rejected { code, .. } => code,
-            AppError::RateLimited => code::RATE_LIMITED,
+            AppError::RateLimited { .. } => code::RATE_LIMITED,
             AppError::Internal(_) => code::INTERNAL,
         }
     }
@@ -185,6 +190,13 @@ impl From<AppError> for async_graphql::Error {
                     "details",
                     async_graphql::Value::from_json(
                         serde_json::json!({ "entity": entity, "id": id }),
+                    )
+                    .unwrap_or_default(),
+                ),
+                AppError::RateLimited { retry_after_secs } => e.set(
+                    "details",
+                    async_graphql::Value::from_json(
+                        serde_json::json!({ "retryAfter": retry_after_secs }),
                     )
                     .unwrap_or_default(),
                 ),

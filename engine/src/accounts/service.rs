@@ -764,21 +764,9 @@ impl AccountsService {
         }
         let tenant = caller.tenant;
         let mut filter = customer::Entity::find().filter(customer::Column::TenantId.eq(tenant.0));
-        if let Some(term) = search
-            .map(|s| s.trim().to_lowercase())
-            .filter(|s| !s.is_empty())
+        if let Some(pattern) =
+            crate::db::contains_pattern("search", search.as_deref().unwrap_or(""))?
         {
-            let escaped: String = term
-                .chars()
-                .flat_map(|c| {
-                    if matches!(c, '%' | '_' | '\\') {
-                        vec!['\\', c]
-                    } else {
-                        vec![c]
-                    }
-                })
-                .collect();
-            let pattern = format!("%{escaped}%");
             filter = filter.filter(
                 Expr::col((customer::Entity, customer::Column::Email))
                     .like(LikeExpr::new(pattern.clone()).escape('\\'))

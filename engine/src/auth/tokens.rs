@@ -351,7 +351,10 @@ impl AuthService {
     ) -> AppResult<TokenPair> {
         let email = email.trim().to_lowercase();
         let account = format!("staff:{}:{email}", tenant.id);
-        self.throttle.check(&account, ip)?;
+        let wait = self.throttle.check(&account, ip)?;
+        if !wait.is_zero() {
+            tokio::time::sleep(wait).await;
+        }
         let found = self.staff_credentials(tenant.id, email).await?;
         let (user, hash) = match found {
             Some((user, hash)) if user.active => (Some(user), Some(hash)),
@@ -361,7 +364,7 @@ impl AuthService {
             self.throttle.failed(&account, ip);
             return Err(AppError::Unauthenticated(INVALID_LOGIN.into()));
         }
-        self.throttle.succeeded(&account);
+        self.throttle.succeeded(&account, ip);
         let user = user.ok_or_else(|| AppError::Unauthenticated(INVALID_LOGIN.into()))?;
         self.issue(staff_caller(&user), None).await
     }
@@ -377,7 +380,10 @@ impl AuthService {
     ) -> AppResult<TokenPair> {
         let email = email.trim().to_lowercase();
         let account = format!("customer:{}:{email}", tenant.id);
-        self.throttle.check(&account, ip)?;
+        let wait = self.throttle.check(&account, ip)?;
+        if !wait.is_zero() {
+            tokio::time::sleep(wait).await;
+        }
         let found = self.accounts.credentials(tenant.id, &email).await?;
         let (customer, hash) = match found {
             Some((customer, hash)) if customer.active => (Some(customer), hash),
@@ -387,7 +393,7 @@ impl AuthService {
             self.throttle.failed(&account, ip);
             return Err(AppError::Unauthenticated(INVALID_LOGIN.into()));
         }
-        self.throttle.succeeded(&account);
+        self.throttle.succeeded(&account, ip);
         let customer = customer.ok_or_else(|| AppError::Unauthenticated(INVALID_LOGIN.into()))?;
         let membership = self
             .companies

@@ -248,17 +248,6 @@ fn search_text(name: &str, slug: &str, description: &str) -> String {
 }
 
 /// Escapes `%`, `_` and `\` for a LIKE pattern with `ESCAPE '\'`.
-fn like_escape(term: &str) -> String {
-    let mut out = String::with_capacity(term.len() + 2);
-    for c in term.chars() {
-        if matches!(c, '%' | '_' | '\\') {
-            out.push('\\');
-        }
-        out.push(c);
-    }
-    out
-}
-
 fn slug_conflict(err: sea_orm::DbErr, what: &str, slug: &str) -> AppError {
     if is_unique_violation(
         &err,
@@ -301,15 +290,11 @@ impl CatalogService {
             filter = filter.filter(product::Column::Status.eq(ACTIVE));
         }
         if let Some(search) = &query.search {
-            let words: Vec<&str> = search.split_whitespace().take(8).collect();
-            if search.len() > 200 {
-                return Err(AppError::validation(
-                    "search",
-                    "must be at most 200 characters",
-                ));
-            }
-            for word in words {
-                let pattern = format!("%{}%", like_escape(&word.to_lowercase()));
+            crate::db::contains_pattern("search", search)?;
+            for word in search.split_whitespace().take(8) {
+                let Some(pattern) = crate::db::contains_pattern("search", word)? else {
+                    continue;
+                };
                 filter = filter.filter(
                     Expr::col((product::Entity, product::Column::SearchText))
                         .like(LikeExpr::new(pattern).escape('\\')),

@@ -755,26 +755,15 @@ impl CompaniesService {
                 roots,
             ));
         }
-        if let Some(term) = search
-            .map(|s| s.trim().to_lowercase())
-            .filter(|s| !s.is_empty())
+        if let Some(pattern) =
+            crate::db::contains_pattern("search", search.as_deref().unwrap_or(""))?
         {
-            let escaped: String = term
-                .chars()
-                .flat_map(|c| {
-                    if matches!(c, '%' | '_' | '\\') {
-                        vec!['\\', c]
-                    } else {
-                        vec![c]
-                    }
-                })
-                .collect();
             filter = filter.filter(
                 Expr::expr(sea_orm::sea_query::Func::lower(Expr::col((
                     company::Entity,
                     company::Column::Name,
                 ))))
-                .like(LikeExpr::new(format!("%{escaped}%")).escape('\\')),
+                .like(LikeExpr::new(pattern).escape('\\')),
             );
         }
         let candidates = filter.order_by_asc(company::Column::Id).all(&tx).await?;

@@ -164,6 +164,35 @@ pub fn id_in(
     }
 }
 
+/// Longest search term accepted by list queries.
+pub const MAX_SEARCH_CHARS: usize = 200;
+
+/// A `LIKE … ESCAPE '\'` pattern that finds `term` anywhere (lower case, `%`, `_` and `\`
+/// escaped), or `None` for a blank term; longer than [`MAX_SEARCH_CHARS`] is `VALIDATION` on
+/// `field`.
+pub fn contains_pattern(field: &str, term: &str) -> crate::error::AppResult<Option<String>> {
+    let term = term.trim();
+    if term.chars().count() > MAX_SEARCH_CHARS {
+        return Err(crate::error::AppError::validation(
+            field,
+            format!("must be at most {MAX_SEARCH_CHARS} characters"),
+        ));
+    }
+    if term.is_empty() {
+        return Ok(None);
+    }
+    let mut out = String::with_capacity(term.len() + 2);
+    out.push('%');
+    for c in term.to_lowercase().chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out.push('%');
+    Ok(Some(out))
+}
+
 /// The largest list of ids one statement takes on SQLite; callers chunk above it.
 pub const MAX_IDS_PER_STATEMENT: usize = 30_000;
 

@@ -51,11 +51,13 @@ pub struct HttpOptions {
 struct HttpState {
     app: App,
     options: HttpOptions,
+    trusted_proxies: std::sync::Arc<Vec<ipnet::IpNet>>,
 }
 
 /// The router of the engine.
 pub fn router(app: App, options: HttpOptions) -> Router {
     let body_limit = app.config.http.body_limit_bytes;
+    let trusted_proxies = std::sync::Arc::new(app.config.trusted_proxies());
     Router::new()
         .route("/graphql", get(graphql_get).post(graphql_post))
         .route("/health", get(health))
@@ -78,7 +80,11 @@ pub fn router(app: App, options: HttpOptions) -> Router {
         )
         .layer(PropagateRequestIdLayer::x_request_id())
         .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
-        .with_state(HttpState { app, options })
+        .with_state(HttpState {
+            app,
+            options,
+            trusted_proxies,
+        })
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -205,11 +211,65 @@ fn is_request_error(response: &async_graphql::Response) -> bool {
         && response.errors.iter().all(|e| e.path.is_empty())
 }
 
-fn client_ip(parts: &Parts) -> Option<ClientIp> {
-    parts
-        .extensions
-        .get::<ConnectInfo<SocketAddr>>()
-        .map(|c| ClientIp(c.0.ip()))
+/// A response as JSON text. One that failed before execution has no `data` entry at all (the
+/// GraphQL spec and GraphQL-over-HTTP: execution never started).
+fn response_body(response: &async_graphql::Response) -> serde_json::Result<String> {
+    if is_request_error(response) {
+        let mut body = json!({ "errors": response.errors });
+        if !response.extensions.is_empty() {
+            body["extensions"] = serde_json::to_value(&response.extensions)?;
+        }
+        return Ok(body.to_string());
+    }
+    serde_json::to_string(response)
+}
+
+/// The client address of a request: the peer's address, unless the peer is a trusted proxy;
+/// then the nearest address in `X-Forwarded-For` (read from the right) that is not a trusted
+/// proxy. Untrusted peers cannot choose their address by sending the header.
+pub fn client_address(
+    peer: std::net::IpAddr,
+    forwarded_for: &[&str],
+    trusted: &[ipnet::IpNet],
+) -> std::net::IpAddr {
+    let is_trusted = |ip: &std::net::IpAddr| trusted.iter().any(|n| n.contains(ip));
+    if !is_trusted(&peer) {
+        return peer;
+    }
+    let mut client = peer;
+    for hop in forwarded_for
+        .iter()
+        .flat_map(|h| h.split(','))
+        .map(str::trim)
+        .rev()
+    {
+        match hop.parse::<std::net::IpAddr>() {
+            Ok(ip) => {
+                client = ip;
+                if !is_trusted(&ip) {
+                    break;
+                }
+            }
+            // Garbage in the chain: the last hop that could be read is the client.
+            Err(_) => break,
+        }
+    }
+    client
+}
+
+fn client_ip(state: &HttpState, parts: &Parts) -> Option<ClientIp> {
+    let peer = parts.extensions.get::<ConnectInfo<SocketAddr>>()?.0.ip();
+    let forwarded: Vec<&str> = parts
+        .headers
+        .get_all("x-forwarded-for")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .collect();
+    Some(ClientIp(client_address(
+        peer,
+        &forwarded,
+        &state.trusted_proxies,
+    )))
 }
 
 async fn run(
@@ -265,7 +325,7 @@ async fn run(
             } else {
                 StatusCode::OK
             };
-            let body = serde_json::to_string(&response);
+            let body = response_body(&response);
             if let (Some(key), Ok(body)) = (key, &body)
                 && response.errors.is_empty()
             {
@@ -277,9 +337,14 @@ async fn run(
             let mut responses = Vec::with_capacity(requests.len());
             for request in requests {
                 let request = with_token(request);
-                responses.push(state.app.execute_from(request, caller.clone(), ip).await);
+                let response = state.app.execute_from(request, caller.clone(), ip).await;
+                responses.push(response_body(&response));
             }
-            (serde_json::to_string(&responses), StatusCode::OK)
+            let body = responses
+                .into_iter()
+                .collect::<serde_json::Result<Vec<_>>>()
+                .map(|r| format!("[{}]", r.join(",")));
+            (body, StatusCode::OK)
         }
     };
     match body {
@@ -352,7 +417,7 @@ async fn graphql_post(State(state): State<HttpState>, parts: Parts, body: Bytes)
             );
         }
     }
-    run(&state, headers, client_ip(&parts), format, batch).await
+    run(&state, headers, client_ip(&state, &parts), format, batch).await
 }
 
 fn operation_type(request: &async_graphql::Request) -> Option<OperationType> {
@@ -414,7 +479,7 @@ async fn graphql_get(State(state): State<HttpState>, parts: Parts) -> Response {
     run(
         &state,
         headers,
-        client_ip(&parts),
+        client_ip(&state, &parts),
         format,
         async_graphql::BatchRequest::Single(request),
     )
@@ -489,4 +554,46 @@ async fn health(State(state): State<HttpState>) -> Response {
         StatusCode::SERVICE_UNAVAILABLE
     };
     (code, [(header::CONTENT_TYPE, JSON)], body.to_string()).into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::client_address;
+
+    #[test]
+    fn forwarded_for_counts_only_behind_trusted_proxies() {
+        let trusted: Vec<ipnet::IpNet> = vec!["10.0.0.0/8".parse().unwrap()];
+        let ip = |s: &str| s.parse::<std::net::IpAddr>().unwrap();
+        // An untrusted peer cannot pick its address.
+        assert_eq!(
+            client_address(ip("203.0.113.9"), &["198.51.100.1"], &trusted),
+            ip("203.0.113.9")
+        );
+        // Behind a proxy: the nearest untrusted hop, whatever the client prepended.
+        assert_eq!(
+            client_address(
+                ip("10.0.0.2"),
+                &["1.1.1.1, 198.51.100.7, 10.0.0.5"],
+                &trusted
+            ),
+            ip("198.51.100.7")
+        );
+        assert_eq!(
+            client_address(ip("10.0.0.2"), &["1.1.1.1", "198.51.100.7"], &trusted),
+            ip("198.51.100.7")
+        );
+        assert_eq!(
+            client_address(ip("10.0.0.2"), &[], &trusted),
+            ip("10.0.0.2")
+        );
+        assert_eq!(
+            client_address(ip("10.0.0.2"), &["nonsense, 198.51.100.7"], &trusted),
+            ip("198.51.100.7")
+        );
+        assert_eq!(
+            client_address(ip("10.0.0.2"), &["198.51.100.7"], &[]),
+            ip("10.0.0.2"),
+            "no trusted proxies: the header is ignored"
+        );
+    }
 }

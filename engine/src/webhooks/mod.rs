@@ -14,6 +14,7 @@
 //!   disabled (`vectis.webhook_endpoint.disabled`); enabling it again resets the count.
 //! - Every attempt is logged (`WebhookDelivery.attemptLog`).
 
+pub mod egress;
 pub mod entity;
 pub mod graphql;
 
@@ -113,20 +114,23 @@ fn validate_patterns(patterns: &[String]) -> AppResult<()> {
     Ok(())
 }
 
-fn validate_url(url: &str) -> AppResult<()> {
+fn validate_url(url: &str, egress: &egress::EgressPolicy) -> AppResult<()> {
     let parsed =
         reqwest::Url::parse(url).map_err(|_| AppError::validation("url", "is not a URL"))?;
     if !matches!(parsed.scheme(), "https" | "http")
         || parsed.host_str().is_none_or(str::is_empty)
         || url.len() > 2048
         || !parsed.username().is_empty()
+        || parsed.password().is_some()
     {
         return Err(AppError::validation(
             "url",
             "must be an http(s) URL without credentials, at most 2048 characters",
         ));
     }
-    Ok(())
+    egress
+        .check_url(&parsed)
+        .map_err(|m| AppError::validation("url", m))
 }
 
 fn new_secret() -> String {
@@ -157,6 +161,7 @@ pub struct EndpointInput {
 #[derive(Clone)]
 pub struct WebhooksService {
     core: Core,
+    egress: egress::EgressPolicy,
 }
 
 fn endpoint_json(e: &endpoint::Model) -> serde_json::Value {
@@ -164,9 +169,9 @@ fn endpoint_json(e: &endpoint::Model) -> serde_json::Value {
 }
 
 impl WebhooksService {
-    /// The service.
-    pub fn new(core: Core) -> Self {
-        WebhooksService { core }
+    /// The service; endpoint URLs must pass `egress`.
+    pub fn new(core: Core, egress: egress::EgressPolicy) -> Self {
+        WebhooksService { core, egress }
     }
 
     /// Registers an endpoint; returns it with its secret (shown this once).
@@ -177,7 +182,7 @@ impl WebhooksService {
     ) -> AppResult<(endpoint::Model, String)> {
         caller.require(Permission::WebhookWrite)?;
         let url = input.url.unwrap_or_default();
-        validate_url(&url)?;
+        validate_url(&url, &self.egress)?;
         let patterns = input.event_types.unwrap_or_default();
         validate_patterns(&patterns)?;
         let description = input.description.unwrap_or_default();
@@ -238,7 +243,7 @@ impl WebhooksService {
         caller.require(Permission::WebhookWrite)?;
         let mut sets: Vec<(endpoint::Column, sea_orm::sea_query::SimpleExpr)> = Vec::new();
         if let Some(url) = input.url {
-            validate_url(&url)?;
+            validate_url(&url, &self.egress)?;
             sets.push((endpoint::Column::Url, Expr::value(url)));
         }
         if let Some(patterns) = input.event_types {
@@ -461,6 +466,7 @@ impl Handler for WebhookFanout {
 pub struct Deliverer {
     core: Core,
     client: reqwest::Client,
+    egress: egress::EgressPolicy,
     retry: RetryPolicy,
     timeout: Duration,
     disable_after: i32,
@@ -473,9 +479,12 @@ struct Sent {
 }
 
 impl Deliverer {
-    /// A deliverer with the consumer's retry policy.
+    /// A deliverer with the consumer's retry policy. Names resolve through the egress guard
+    /// (the address checked is the address connected to); redirects are not followed and
+    /// proxies from the environment are not used.
     pub fn new(
         core: Core,
+        egress: egress::EgressPolicy,
         retry: RetryPolicy,
         timeout: Duration,
         disable_after: i32,
@@ -483,11 +492,14 @@ impl Deliverer {
         let client = reqwest::Client::builder()
             .timeout(timeout)
             .redirect(reqwest::redirect::Policy::none())
+            .no_proxy()
+            .dns_resolver(Arc::new(egress.resolver()))
             .user_agent(concat!("Vectis-Webhooks/", env!("CARGO_PKG_VERSION")))
             .build()?;
         Ok(Deliverer {
             core,
             client,
+            egress,
             retry,
             timeout,
             disable_after,
@@ -557,6 +569,16 @@ impl Deliverer {
         let started = Instant::now();
         let timestamp = Utc::now().timestamp();
         let id = d.event_id.to_string();
+        // IP-literal URLs bypass the resolver: check them here (the guard may have been
+        // switched on since the endpoint was registered).
+        let target = reqwest::Url::parse(&e.url).map_err(|_| egress::REFUSED);
+        if let Err(refused) = target.and_then(|u| self.egress.check_url(&u)) {
+            return Sent {
+                status_code: None,
+                error: Some(refused.to_owned()),
+                duration_ms: 0,
+            };
+        }
         let Some(signature) = sign(&e.secret, &id, timestamp, d.payload.as_bytes()) else {
             return Sent {
                 status_code: None,
@@ -586,15 +608,11 @@ impl Deliverer {
                 error: Some(format!("HTTP {}", response.status().as_u16())),
                 duration_ms,
             },
-            Err(err) => Sent {
+            // One message for every failure without an HTTP answer: the log shows status and
+            // timing, never connection details (which would map the target's network).
+            Err(_) => Sent {
                 status_code: None,
-                error: Some(if err.is_timeout() {
-                    "timed out".to_owned()
-                } else if err.is_connect() {
-                    "could not connect".to_owned()
-                } else {
-                    "request failed".to_owned()
-                }),
+                error: Some("no HTTP response".to_owned()),
                 duration_ms,
             },
         }
@@ -736,13 +754,17 @@ impl Deliverer {
     }
 }
 
-/// The deliverer for the consumer's settings.
+/// The deliverer for the consumer's and the webhooks' settings.
 pub fn deliverer(
     core: Core,
     config: &crate::config::ConsumerConfig,
+    webhooks: &crate::config::WebhooksConfig,
 ) -> anyhow::Result<Arc<Deliverer>> {
     Ok(Arc::new(Deliverer::new(
         core,
+        egress::EgressPolicy {
+            allow_private: webhooks.allow_private_targets,
+        },
         crate::consumer::retry_policy(config),
         Duration::from_millis(config.webhook_timeout_ms),
         config.webhook_disable_after,

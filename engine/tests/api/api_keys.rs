@@ -158,37 +158,144 @@ async fn repeated_login_failures_are_throttled() {
     );
 }
 
+fn login_from(ip: [u8; 4], forwarded: Option<&str>, email: &str, password: &str) -> Request<Body> {
+    let mut r = Request::post("/graphql").header("content-type", "application/json");
+    if let Some(f) = forwarded {
+        r = r.header("x-forwarded-for", f);
+    }
+    let mut r = r
+        .body(Body::from(
+            json!({ "query": format!("mutation {{ login(tenant: \"acme\", email: \"{email}\", password: \"{password}\") {{ accessToken }} }}") })
+                .to_string(),
+        ))
+        .unwrap();
+    r.extensions_mut()
+        .insert(axum::extract::ConnectInfo(std::net::SocketAddr::from((
+            ip, 40000,
+        ))));
+    r
+}
+
 #[tokio::test]
-async fn failures_from_one_address_are_throttled_across_accounts() {
+async fn failures_from_one_address_lock_out_no_other_account() {
     let t = TestApp::new().await;
-    let request = |ip: [u8; 4], email: &str| {
-        let mut r = Request::post("/graphql")
-            .header("content-type", "application/json")
-            .body(Body::from(
-                json!({ "query": format!("mutation {{ login(tenant: \"acme\", email: \"{email}\", password: \"wrong-password-1\") {{ accessToken }} }}") })
-                    .to_string(),
-            ))
-            .unwrap();
-        r.extensions_mut()
-            .insert(axum::extract::ConnectInfo(std::net::SocketAddr::from((
-                ip, 40000,
-            ))));
-        r
-    };
-    for i in 0..vectis_engine::auth::throttle::MAX_PER_IP {
+    let proxy = [192, 0, 2, 1];
+    // 20 failed logins with random emails from one address (a BFF, a proxy, an office).
+    for i in 0..20 {
         let (_, _, body) = t
-            .http(request([192, 0, 2, 1], &format!("user{i}@acme.test")))
+            .http(login_from(
+                proxy,
+                None,
+                &format!("user{i}-{}@acme.test", uuid::Uuid::now_v7()),
+                "wrong-password-1",
+            ))
             .await;
         assert_eq!(
             body["errors"][0]["extensions"]["code"], "UNAUTHENTICATED",
             "{body}"
         );
     }
-    let (_, _, body) = t.http(request([192, 0, 2, 1], "fresh@acme.test")).await;
-    assert_eq!(body["errors"][0]["extensions"]["code"], "RATE_LIMITED");
-    let (_, _, body) = t.http(request([192, 0, 2, 2], "fresh@acme.test")).await;
+    // Everybody else behind that address still logs in.
+    let (_, _, body) = t
+        .http(login_from(
+            proxy,
+            None,
+            "admin@acme.test",
+            crate::support::PASSWORD,
+        ))
+        .await;
+    assert!(body["data"]["login"]["accessToken"].is_string(), "{body}");
+
+    // One account guessed at from one address is locked for that address only.
+    for _ in 0..vectis_engine::auth::throttle::MAX_PER_ACCOUNT_AND_ADDRESS {
+        t.http(login_from(
+            proxy,
+            None,
+            "admin@acme.test",
+            "wrong-password-1",
+        ))
+        .await;
+    }
+    let (_, _, body) = t
+        .http(login_from(
+            proxy,
+            None,
+            "admin@acme.test",
+            crate::support::PASSWORD,
+        ))
+        .await;
     assert_eq!(
-        body["errors"][0]["extensions"]["code"], "UNAUTHENTICATED",
-        "another address is not limited"
+        body["errors"][0]["extensions"]["code"], "RATE_LIMITED",
+        "{body}"
     );
+    assert!(
+        body["errors"][0]["extensions"]["details"]["retryAfter"]
+            .as_u64()
+            .unwrap()
+            > 0
+    );
+    let (_, _, body) = t
+        .http(login_from(
+            [192, 0, 2, 2],
+            None,
+            "admin@acme.test",
+            crate::support::PASSWORD,
+        ))
+        .await;
+    assert!(
+        body["data"]["login"]["accessToken"].is_string(),
+        "the account still works from elsewhere: {body}"
+    );
+    // X-Forwarded-For from an untrusted peer changes nothing.
+    let (_, _, body) = t
+        .http(login_from(
+            proxy,
+            Some("198.51.100.99"),
+            "admin@acme.test",
+            crate::support::PASSWORD,
+        ))
+        .await;
+    assert_eq!(
+        body["errors"][0]["extensions"]["code"], "RATE_LIMITED",
+        "{body}"
+    );
+}
+
+#[tokio::test]
+async fn behind_a_trusted_proxy_the_forwarded_address_is_the_client() {
+    let mut config = crate::support::fresh_config().await;
+    config.http.trusted_proxies = vec!["192.0.2.0/24".into()];
+    let t = TestApp::with_config(config).await;
+    let proxy = [192, 0, 2, 1];
+    for _ in 0..vectis_engine::auth::throttle::MAX_PER_ACCOUNT_AND_ADDRESS {
+        t.http(login_from(
+            proxy,
+            Some("198.51.100.7"),
+            "admin@acme.test",
+            "wrong-password-1",
+        ))
+        .await;
+    }
+    let (_, _, body) = t
+        .http(login_from(
+            proxy,
+            Some("198.51.100.7"),
+            "admin@acme.test",
+            crate::support::PASSWORD,
+        ))
+        .await;
+    assert_eq!(
+        body["errors"][0]["extensions"]["code"], "RATE_LIMITED",
+        "{body}"
+    );
+    // The proxy's other clients are other addresses.
+    let (_, _, body) = t
+        .http(login_from(
+            proxy,
+            Some("198.51.100.8"),
+            "admin@acme.test",
+            crate::support::PASSWORD,
+        ))
+        .await;
+    assert!(body["data"]["login"]["accessToken"].is_string(), "{body}");
 }

@@ -9,6 +9,7 @@ mod catalog;
 mod companies;
 mod concurrency;
 mod contract;
+mod errors;
 mod events;
 mod http;
 mod isolation;

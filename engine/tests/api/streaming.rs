@@ -715,6 +715,10 @@ fn process_env(config: &Config) -> Vec<(String, String)> {
             crate::support::TEST_JWT_SECRET.into(),
         ),
         ("VECTIS_LOG_FILTER".into(), "error".into()),
+        (
+            "VECTIS_WEBHOOKS_ALLOW_PRIVATE_TARGETS".into(),
+            config.webhooks.allow_private_targets.to_string(),
+        ),
     ];
     if let Some(schema) = &config.database.schema {
         env.push(("VECTIS_DATABASE_SCHEMA".into(), schema.clone()));
@@ -738,6 +742,8 @@ async fn killing_the_relay_or_the_consumer_mid_stream_loses_nothing_and_doubles_
     let broker = TestBroker::start();
     let mut config = fresh_config().await;
     broker.configure(&mut config);
+    // The receiver is local.
+    config.webhooks.allow_private_targets = true;
     let t = TestApp::with_config(config).await;
     let env = process_env(&t.app.config);
     // Webhook deliveries are effects too: one per event, however often it is consumed.

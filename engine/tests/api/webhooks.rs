@@ -82,6 +82,8 @@ async fn fast_app() -> TestApp {
     config.consumer.retry_max_ms = 200;
     config.consumer.max_attempts = 3;
     config.consumer.webhook_disable_after = 5;
+    // The receivers are local.
+    config.webhooks.allow_private_targets = true;
     TestApp::with_config(config).await
 }
 
@@ -346,5 +348,90 @@ async fn webhook_mutations_reject_bad_input_missing_permission_and_other_tenants
         t.scalar("SELECT COUNT(*) FROM outbox WHERE aggregate_type = 'webhook_endpoint'")
             .await,
         3
+    );
+}
+
+#[tokio::test]
+async fn private_and_metadata_targets_are_refused_at_registration() {
+    let t = TestApp::new().await;
+    let before = t.outbox_count().await;
+    for url in [
+        "http://127.0.0.1:5432/",
+        "http://localhost:8080/hook",
+        "http://[::1]/",
+        "http://0.0.0.0/",
+        "http://10.0.0.7/",
+        "http://192.168.0.1/",
+        "http://172.20.0.1/",
+        "http://169.254.169.254/latest/meta-data/",
+        "http://[::ffff:169.254.169.254]/",
+        "http://metadata.google.internal/",
+        "http://2130706433/",
+        "http://[fd00::1]/",
+    ] {
+        let r = t
+            .gql(
+                Some(&t.a.admin),
+                CREATE,
+                json!({ "i": { "url": url, "eventTypes": ["*"] } }),
+            )
+            .await;
+        assert_eq!(error_code(&r), "VALIDATION", "{url}: {r}");
+        assert_eq!(r["errors"][0]["extensions"]["details"]["field"], "url");
+    }
+    assert_eq!(t.outbox_count().await, before, "nothing registered");
+    t.ok(
+        Some(&t.a.admin),
+        CREATE,
+        json!({ "i": { "url": "https://erp.example.com/hooks", "eventTypes": ["*"] } }),
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn a_private_target_is_refused_at_delivery_and_the_log_tells_nothing_of_it() {
+    // Registered while private targets were allowed, delivered by a guarded deliverer.
+    let t = fast_app().await;
+    let (url, state) = receiver(0).await;
+    t.ok(
+        Some(&t.a.admin),
+        CREATE,
+        json!({ "i": { "url": url, "eventTypes": ["vectis.product.*"] } }),
+    )
+    .await;
+    let guarded = vectis_engine::webhooks::Deliverer::new(
+        t.app.services.core.clone(),
+        vectis_engine::webhooks::egress::EgressPolicy::default(),
+        vectis_engine::events::pipeline::RetryPolicy {
+            initial: std::time::Duration::from_millis(10),
+            max: std::time::Duration::from_millis(10),
+            max_attempts: 1,
+        },
+        std::time::Duration::from_secs(2),
+        5,
+    )
+    .unwrap();
+    let pipeline = vectis_engine::consumer::pipeline(&t.app).unwrap();
+    create_product(&t, &t.a.admin, "Guarded Bolt").await;
+    for row in crate::streaming::outbox_rows(&t).await {
+        pipeline
+            .process(&vectis_engine::events::envelope::Envelope::from_row(&row))
+            .await
+            .unwrap();
+    }
+    assert!(guarded.run_once().await.unwrap() >= 1);
+    assert!(
+        state.lock().unwrap().0.requests.is_empty(),
+        "nothing was sent"
+    );
+    let log = t.ok(Some(&t.a.admin), LOG, json!({})).await;
+    let delivery = &log["webhookEndpoints"][0]["deliveries"]["edges"][0]["node"];
+    assert_eq!(delivery["status"], "FAILED", "{log}");
+    assert_eq!(delivery["lastStatusCode"], Value::Null);
+    let error = delivery["lastError"].as_str().unwrap();
+    assert!(error.contains("not allowed"), "{error}");
+    assert!(
+        !error.contains("127.0.0.1") && !error.contains("connect"),
+        "{error}"
     );
 }
