@@ -124,7 +124,7 @@ impl AppError {
             AppError::Validation {
                 field: Some(f),
                 message,
-            } => format!("{f} {message}"),
+            } => format!("{f}: {message}"),
             AppError::Validation {
                 field: None,
                 message,

@@ -589,11 +589,19 @@ async fn find_or_create_company(
     parent: Option<Uuid>,
     settings: CompanySettings,
 ) -> anyhow::Result<Uuid> {
-    let (existing, _, _) = services
+    let existing = services
         .companies
-        .list(caller, Some(name.to_owned()), None, 100)
+        .list(
+            caller,
+            Some(name.to_owned()),
+            crate::db::page::PageRequest {
+                first: 100,
+                after: None,
+            },
+        )
         .await?;
     if let Some(found) = existing
+        .rows
         .into_iter()
         .find(|c| c.company.name == name && c.company.parent_id == parent)
     {

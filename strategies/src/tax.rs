@@ -8,12 +8,21 @@
 //!
 //! **Performance budget.** Pure computation; a 10,000-line cart in a few milliseconds.
 //!
-//! **Default.** [`DefaultTax`]: the VAT rate of the destination (ship-to, else bill-to, else the
-//! seller's country) from a rate table ([`EU_VAT_RATES`] for the demo), with
-//! - tax exemption of the buyer: 0 %;
-//! - **EU B2B reverse charge**: a buyer with a VAT id of another EU member state than the
-//!   seller's, receiving goods in the EU, pays 0 % and the line carries a reverse-charge note;
-//! - exports from the EU to outside the EU: 0 %.
+//! **Default.** [`DefaultTax`], the rules of the EU VAT directive (2006/112/EC) for goods
+//! dispatched from the seller's country (the dispatch country), with VAT rates from a table
+//! ([`EU_VAT_RATES`] for the demo):
+//!
+//! | buyer | goods go to | VAT |
+//! |---|---|---|
+//! | tax exempt | anywhere | 0 % |
+//! | anyone | outside the EU (export, Art. 146) | 0 %, export note |
+//! | anyone | the dispatch country (domestic supply) | the dispatch country's |
+//! | VAT id of another member state than the dispatch country | another member state | 0 %: exempt intra-Community supply (Art. 138), the buyer accounts for the acquisition; note on the line |
+//! | VAT id of the dispatch country | another member state | the dispatch country's: no exempt supply without an id from another state |
+//! | no VAT id (consumers, unregistered businesses) | another member state | the destination's: distance sale (Art. 33, One-Stop Shop), as for sellers above the EU-wide €10,000 threshold |
+//!
+//! The destination is the ship-to country, else the bill-to country, else the dispatch
+//! country. A seller outside the EU charges the destination's rate from the table, if any.
 //!
 //! **Rounding.** Per line, half away from zero, in the currency's minor units: net prices give
 //! `tax = round(net × rate)`; gross prices give `net = round(gross / (1 + rate))` and
@@ -38,9 +47,9 @@ pub const EU_VAT_RATES: &[(&str, u32, u32)] = &[
     ("SI", 2200, 950), ("SK", 2300, 1900),
 ];
 
-/// The note on reverse-charged lines.
-pub const REVERSE_CHARGE_NOTE: &str =
-    "Reverse charge: VAT to be accounted for by the recipient (Art. 196 Directive 2006/112/EC)";
+/// The note on lines of an exempt intra-Community supply of goods (the buyer accounts for the
+/// VAT on the acquisition: a "reverse charge").
+pub const REVERSE_CHARGE_NOTE: &str = "Exempt intra-Community supply (Art. 138 Directive 2006/112/EC): VAT to be accounted for by the recipient";
 
 /// Where and to whom the cart is sold.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -156,11 +165,12 @@ impl DefaultTax {
 
     /// The rate and the reason for a line in this context.
     fn rule(&self, ctx: &TaxContext, category: &str) -> (u32, String, bool, Option<String>) {
+        let dispatch = ctx.seller_country.as_str();
         let destination = ctx
             .ship_to_country
             .as_deref()
             .or(ctx.bill_to_country.as_deref())
-            .unwrap_or(&ctx.seller_country);
+            .unwrap_or(dispatch);
         if ctx.buyer_tax_exempt {
             return (
                 0,
@@ -174,28 +184,33 @@ impl DefaultTax {
             .as_deref()
             .and_then(|v| v.get(..2))
             .map(|c| if c == "EL" { "GR" } else { c });
-        if let Some(buyer_country) = vat_country
-            && buyer_country != ctx.seller_country
-            && self.in_eu(buyer_country)
-            && self.in_eu(&ctx.seller_country)
-            && self.in_eu(destination)
-        {
-            return (
-                0,
-                "VAT reverse charge".into(),
-                true,
-                Some(REVERSE_CHARGE_NOTE.into()),
-            );
-        }
-        if self.in_eu(&ctx.seller_country) && !self.in_eu(destination) {
+        let taxed_in = if !self.in_eu(dispatch) || destination == dispatch {
+            destination
+        } else if !self.in_eu(destination) {
             return (
                 0,
                 "Export".into(),
                 false,
-                Some("Export outside the EU, VAT exempt".into()),
+                Some("Export outside the EU, VAT exempt (Art. 146 Directive 2006/112/EC)".into()),
             );
-        }
-        let Some((standard, reduced)) = self.rates.get(destination).copied() else {
+        } else {
+            // Goods move between two member states.
+            match vat_country {
+                Some(id) if id != dispatch && self.in_eu(id) => {
+                    return (
+                        0,
+                        "VAT reverse charge".into(),
+                        true,
+                        Some(REVERSE_CHARGE_NOTE.into()),
+                    );
+                }
+                // A VAT id of the dispatch country: taxed where the transport begins.
+                Some(id) if id == dispatch => dispatch,
+                // Distance sale to a consumer: taxed at the destination.
+                _ => destination,
+            }
+        };
+        let Some((standard, reduced)) = self.rates.get(taxed_in).copied() else {
             return (0, "No tax".into(), false, None);
         };
         let rate = match category {
@@ -208,7 +223,7 @@ impl DefaultTax {
         } else {
             format!("{}.{}%", rate / 100, (rate % 100) / 10)
         };
-        (rate, format!("VAT {destination} {percent}"), false, None)
+        (rate, format!("VAT {taxed_in} {percent}"), false, None)
     }
 }
 
@@ -306,29 +321,64 @@ mod tests {
         assert_eq!((t.net.amount, t.tax.amount), (1000, 190));
     }
 
-    #[test]
-    fn eu_b2b_reverse_charge_and_its_limits() {
+    /// The rate label of a line shipped from DE to `to` for a buyer with `vat_id`.
+    fn case(to: &str, vat_id: Option<&str>) -> (i64, String, bool) {
         let mut c = ctx();
-        c.ship_to_country = Some("FR".into());
-        c.buyer_vat_id = Some("FR12345678901".into());
+        c.ship_to_country = Some(to.into());
+        c.buyer_vat_id = vat_id.map(Into::into);
         let t = one(&c, line(10_000, "standard"));
-        assert_eq!(t.tax.amount, 0);
-        assert!(t.lines[0].reverse_charge);
-        assert_eq!(t.lines[0].note.as_deref(), Some(REVERSE_CHARGE_NOTE));
-        // Greek VAT ids use EL.
-        c.buyer_vat_id = Some("EL123456789".into());
+        (
+            t.tax.amount,
+            t.lines[0].label.clone(),
+            t.lines[0].reverse_charge,
+        )
+    }
+
+    #[test]
+    fn eu_vat_rules_for_goods_dispatched_from_germany() {
+        // Domestic supplies are taxed in Germany, whatever VAT id the buyer has.
+        assert_eq!(case("DE", None), (1900, "VAT DE 19%".into(), false));
+        assert_eq!(
+            case("DE", Some("DE123456789")),
+            (1900, "VAT DE 19%".into(), false)
+        );
+        assert_eq!(
+            case("DE", Some("FR12345678901")),
+            (1900, "VAT DE 19%".into(), false),
+            "goods that stay in Germany are no intra-Community supply"
+        );
+        // Another member state's VAT id, goods leaving Germany: exempt, reverse charge.
+        assert_eq!(
+            case("FR", Some("FR12345678901")),
+            (0, "VAT reverse charge".into(), true)
+        );
+        assert_eq!(
+            case("AT", Some("FR12345678901")),
+            (0, "VAT reverse charge".into(), true),
+            "any member state but the dispatch country"
+        );
+        let mut c = ctx();
         c.ship_to_country = Some("GR".into());
-        assert!(one(&c, line(100, "standard")).lines[0].reverse_charge);
-        // A domestic VAT id pays domestic VAT.
-        c.buyer_vat_id = Some("DE123456789".into());
-        c.ship_to_country = Some("DE".into());
-        let t = one(&c, line(10_000, "standard"));
-        assert_eq!(t.tax.amount, 1900);
-        assert!(!t.lines[0].reverse_charge);
-        // A consumer in France pays French VAT.
-        c.buyer_vat_id = None;
-        c.ship_to_country = Some("FR".into());
-        assert_eq!(one(&c, line(10_000, "standard")).tax.amount, 2000);
+        c.buyer_vat_id = Some("EL123456789".into());
+        let t = one(&c, line(100, "standard"));
+        assert!(t.lines[0].reverse_charge, "Greek VAT ids use EL");
+        assert_eq!(t.lines[0].note.as_deref(), Some(REVERSE_CHARGE_NOTE));
+        // A German VAT id with goods going to Austria: German VAT, not Austrian.
+        assert_eq!(
+            case("AT", Some("DE123456789")),
+            (1900, "VAT DE 19%".into(), false)
+        );
+        // Consumers (no VAT id) in another member state: the destination's VAT.
+        assert_eq!(case("AT", None), (2000, "VAT AT 20%".into(), false));
+        assert_eq!(case("FR", None), (2000, "VAT FR 20%".into(), false));
+        // A VAT id from outside the EU counts as none.
+        assert_eq!(
+            case("AT", Some("CHE123456789")),
+            (2000, "VAT AT 20%".into(), false)
+        );
+        // Exports leave the EU zero-rated, whoever buys.
+        assert_eq!(case("US", None), (0, "Export".into(), false));
+        assert_eq!(case("CH", Some("DE123456789")), (0, "Export".into(), false));
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! Accounts GraphQL: registration, email verification, password reset, address book,
 //! customer groups and the staff view of customers.
 
-use async_graphql::connection::{Connection, CursorType, Edge};
+use async_graphql::connection::Connection;
 use async_graphql::{Context, ID, InputObject, Object, Result, SimpleObject};
 use chrono::{DateTime, Utc};
 
@@ -10,10 +10,10 @@ use super::address::PostalAddress;
 use super::loader::{AddressesOfCustomer, MembershipsOfCustomer};
 use super::service::{AddressEntry, AddressInput, CustomerGroup, NewCustomer};
 use crate::auth::Permission;
-use crate::catalog::graphql::{IdCursor, parse_id};
 use crate::companies::graphql::CompanyUserObject;
-use crate::error::AppError;
+use crate::graphql::connection::{IdCursor, connection, page_request};
 use crate::graphql::context::{accounts_loader, caller, require, services};
+use crate::graphql::ids::parse_id;
 
 /// A customer: a B2C shopper or a B2B contact who may belong to companies.
 pub struct CustomerObject(pub Customer);
@@ -266,27 +266,16 @@ impl AccountsQuery {
         search: Option<String>,
     ) -> Result<Connection<IdCursor, CustomerObject, CustomerConnectionFields>> {
         let caller = require(ctx, Permission::CustomerRead)?;
-        let first = u64::try_from(first)
-            .map_err(|_| AppError::validation("first", "must be between 0 and 100"))?;
-        let after = after
-            .as_deref()
-            .map(IdCursor::decode_cursor)
-            .transpose()
-            .map_err(|m| AppError::validation("after", m))?;
-        let (rows, total, has_next) = services(ctx)
-            .accounts
-            .list(caller, search, after.as_ref().map(|c| c.0), first)
-            .await?;
-        let mut connection = Connection::with_additional_fields(
-            after.is_some(),
-            has_next,
-            CustomerConnectionFields { total_count: total },
-        );
-        connection.edges.extend(
-            rows.into_iter()
-                .map(|c| Edge::new(IdCursor(c.id), CustomerObject(c))),
-        );
-        Ok(connection)
+        let request = page_request(first, after.as_deref(), 100)?;
+        let page = services(ctx).accounts.list(caller, search, request).await?;
+        let total_count = page.total;
+        Ok(connection(
+            &request,
+            page,
+            |c| c.id,
+            CustomerObject,
+            CustomerConnectionFields { total_count },
+        ))
     }
 
     /// A customer by id (`CUSTOMER_READ`).

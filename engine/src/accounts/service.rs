@@ -4,7 +4,6 @@ use chrono::{DateTime, Duration, Utc};
 use sea_orm::sea_query::{Expr, ExprTrait, LikeExpr};
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder,
-    QuerySelect,
 };
 use serde_json::json;
 use uuid::Uuid;
@@ -755,13 +754,9 @@ impl AccountsService {
         &self,
         caller: &Caller,
         search: Option<String>,
-        after: Option<Uuid>,
-        first: u64,
-    ) -> AppResult<(Vec<Customer>, u64, bool)> {
+        page: crate::db::page::PageRequest,
+    ) -> AppResult<crate::db::page::Page<Customer>> {
         caller.require(Permission::CustomerRead)?;
-        if first > 100 {
-            return Err(AppError::validation("first", "must be between 0 and 100"));
-        }
         let tenant = caller.tenant;
         let mut filter = customer::Entity::find().filter(customer::Column::TenantId.eq(tenant.0));
         if let Some(pattern) =
@@ -779,18 +774,8 @@ impl AccountsService {
         }
         let tx = self.core.db.read(crate::db::Scope::Tenant(tenant)).await?;
         let total = filter.clone().count(&tx).await?;
-        let mut page = filter.order_by_asc(customer::Column::Id);
-        if let Some(after) = after {
-            page = page.filter(customer::Column::Id.gt(after));
-        }
-        let mut rows = page.limit(first + 1).all(&tx).await?;
+        let rows = page.apply(filter, customer::Column::Id).all(&tx).await?;
         tx.commit().await?;
-        let has_next = rows.len() as u64 > first;
-        rows.truncate(usize::try_from(first).unwrap_or(usize::MAX));
-        Ok((
-            rows.into_iter().map(Customer::from).collect(),
-            total,
-            has_next,
-        ))
+        Ok(page.page(rows, total).map(Customer::from))
     }
 }

@@ -7,10 +7,10 @@ use uuid::Uuid;
 use super::api_key::ApiKey;
 use super::{Caller, CompanyPermission, Permission, Principal, StaffRole, StaffUser, TokenPair};
 use crate::accounts::graphql::CustomerObject;
-use crate::catalog::graphql::parse_id;
 use crate::companies::graphql::CompanyObject;
 use crate::error::AppError;
 use crate::graphql::context::{caller, client_ip, require, services};
+use crate::graphql::ids::parse_id;
 use crate::tenancy::Tenant;
 
 /// Kinds of callers.

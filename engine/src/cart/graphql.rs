@@ -1,6 +1,6 @@
 //! GraphQL for carts: `cart`, the bulk line mutations, quick order, coupons, shipping.
 
-use async_graphql::connection::{Connection, CursorType, Edge};
+use async_graphql::connection::Connection;
 use async_graphql::{ComplexObject, Context, ID, InputObject, Object, Result, SimpleObject};
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
@@ -17,10 +17,12 @@ use super::service::{
 use crate::accounts::graphql::PostalAddressInput;
 use crate::auth::Permission;
 use crate::catalog::entity::variant;
-use crate::catalog::graphql::{IdCursor, Variant, parse_id, prefetch_variants};
+use crate::catalog::graphql::{Variant, prefetch_variants};
 use crate::catalog::loader::{ProductById, VariantById};
 use crate::error::{AppError, ItemError};
+use crate::graphql::connection::{IdCursor, connection, node_selections, page_request};
 use crate::graphql::context::{caller, catalog_loader, require, services};
+use crate::graphql::ids::parse_id;
 use crate::graphql::scalars::{Int64, MoneyObject};
 use crate::pricing::graphql::PriceSourceKind;
 
@@ -217,68 +219,53 @@ impl Cart {
         after: Option<String>,
     ) -> Result<Connection<IdCursor, CartLine, CartLineConnectionFields>> {
         let caller = caller(ctx)?;
-        let first = usize::try_from(first)
-            .ok()
-            .filter(|f| *f <= MAX_CART_LINES)
-            .ok_or_else(|| {
-                AppError::validation("first", format!("must be between 0 and {MAX_CART_LINES}"))
-            })?;
-        let after = after
-            .as_deref()
-            .map(IdCursor::decode_cursor)
-            .transpose()
-            .map_err(|m| AppError::validation("after", m))?
-            .map(|c| c.0);
-        let variant = ctx
-            .look_ahead()
-            .field("edges")
-            .field("node")
-            .field("variant");
+        let request = page_request(first, after.as_deref(), MAX_CART_LINES as u64)?;
+        // `edges { node { variant } }` and `nodes { variant }` alike.
+        let variants: Vec<_> = node_selections(ctx)
+            .into_iter()
+            .map(|node| node.field("variant"))
+            .filter(|v| v.exists())
+            .collect();
         // Lines and their variants in one transaction; the variants are fed to the request's
         // catalog loader so nested selections (product, prices) batch from there.
         let with = LineRelations {
-            variants: variant.exists(),
-            products: variant.field("product").exists(),
+            variants: !variants.is_empty(),
+            products: variants.iter().any(|v| v.field("product").exists()),
             include_archived: caller.has(Permission::CatalogRead),
         };
-        let page = if first == 0 {
+        let page = if request.first == 0 {
             LinesPage::default()
         } else {
             services(ctx)
                 .cart
-                .lines(caller.tenant, self.0.id, (after, first + 1), with)
+                .lines(caller.tenant, self.0.id, request, with)
                 .await?
         };
-        let mut lines = page.lines;
-        let has_next = lines.len() > first;
-        lines.truncate(first);
+        let lines = request.page(page.lines, u64::try_from(self.0.line_count).unwrap_or(0));
         if with.variants {
             // Fed to the request's catalog loader, so nested selections (the product's fields,
             // prices, options) resolve from it or batch from there.
-            let variants: Vec<_> = lines.iter().filter_map(|(_, v)| v.clone()).collect();
+            let loaded: Vec<_> = lines.rows.iter().filter_map(|(_, v)| v.clone()).collect();
             let loader = catalog_loader(ctx)?;
             loader
-                .feed_many(variants.iter().map(|v| (VariantById(v.id), v.clone())))
+                .feed_many(loaded.iter().map(|v| (VariantById(v.id), v.clone())))
                 .await;
             loader
                 .feed_many(page.products.into_iter().map(|p| (ProductById(p.id), p)))
                 .await;
-            prefetch_variants(ctx, variant, &variants).await?;
+            for selection in variants {
+                prefetch_variants(ctx, selection, &loaded).await?;
+            }
         }
         let c = currency(&self.0);
-        let mut connection = Connection::with_additional_fields(
-            after.is_some(),
-            has_next,
-            CartLineConnectionFields {
-                total_count: self.0.line_count,
-            },
-        );
-        connection.edges.extend(
-            lines
-                .into_iter()
-                .map(|(l, v)| Edge::new(IdCursor(l.id), CartLine(l, c, v))),
-        );
-        Ok(connection)
+        let total_count = self.0.line_count;
+        Ok(connection(
+            &request,
+            lines,
+            |(l, _)| l.id,
+            |(l, v)| CartLine(l, c, v),
+            CartLineConnectionFields { total_count },
+        ))
     }
 }
 
@@ -671,13 +658,14 @@ impl CartMutation {
         Ok(payload)
     }
 
-    /// Applies a coupon code (`NOT_FOUND`; `COUPON_NOT_APPLICABLE` when inactive, expired, in
-    /// another currency or below its minimum order value).
+    /// Applies a coupon code. A coupon that does not apply leaves the cart unchanged and is
+    /// reported in `errors` (`NOT_FOUND`, `VALIDATION`, or `COUPON_NOT_APPLICABLE` when
+    /// inactive, expired, in another currency or below its minimum order value).
     async fn apply_coupon(&self, ctx: &Context<'_>, code: String) -> Result<CartPayload> {
         Self::change(ctx, None, CartChange::ApplyCoupon(code), false).await
     }
 
-    /// Removes a coupon code.
+    /// Removes a coupon code (`NOT_FOUND` in `errors` when the cart does not have it).
     async fn remove_coupon(&self, ctx: &Context<'_>, code: String) -> Result<CartPayload> {
         Self::change(ctx, None, CartChange::RemoveCoupon(code), false).await
     }
@@ -697,7 +685,8 @@ impl CartMutation {
         .await
     }
 
-    /// Chooses one of `cart.shippingMethods` (`SHIPPING_METHOD_NOT_AVAILABLE` otherwise).
+    /// Chooses one of `cart.shippingMethods`; another code leaves the cart unchanged and is
+    /// reported in `errors` as `SHIPPING_METHOD_NOT_AVAILABLE`.
     async fn set_shipping_method(&self, ctx: &Context<'_>, code: String) -> Result<CartPayload> {
         Self::change(ctx, None, CartChange::ShippingMethod(code), false).await
     }

@@ -41,6 +41,7 @@ use crate::auth::{Caller, CompanyPermission, Principal};
 use crate::catalog::entity::{product, variant};
 use crate::catalog::service::ARCHIVED;
 use crate::db::id_in;
+use crate::db::page::PageRequest;
 use crate::error::{AppError, AppResult, ItemError, code};
 use crate::events::{Core, DomainEvent, UnitOfWork};
 use crate::pricing::PricingService;
@@ -552,32 +553,24 @@ impl CartService {
             .await
     }
 
-    /// A page of a cart's lines in the order they were added: `first` lines after line `after`,
-    /// with their variants and products as `with` asks (archived ones only with
-    /// `include_archived`); one transaction, up to three queries.
+    /// A page of a cart's lines in the order they were added (with the one extra line of
+    /// [`PageRequest::limit`]), with their variants and products as `with` asks (archived ones
+    /// only with `include_archived`); one transaction, up to three queries.
     pub async fn lines(
         &self,
         tenant: TenantId,
         order_id: Uuid,
-        page: (Option<Uuid>, usize),
+        page: PageRequest,
         with: LineRelations,
     ) -> AppResult<LinesPage> {
-        let (after, first) = page;
         let backend = self.core.db.backend();
         self.core
             .read(tenant, |tx| {
                 Box::pin(async move {
-                    let mut q = line::Entity::find()
+                    let q = line::Entity::find()
                         .filter(line::Column::TenantId.eq(tenant.0))
                         .filter(line::Column::OrderId.eq(order_id));
-                    if let Some(after) = after {
-                        q = q.filter(line::Column::Id.gt(after));
-                    }
-                    let lines = q
-                        .order_by_asc(line::Column::Id)
-                        .limit(first as u64)
-                        .all(tx)
-                        .await?;
+                    let lines = page.apply(q, line::Column::Id).all(tx).await?;
                     if !with.variants || lines.is_empty() {
                         return Ok(LinesPage {
                             lines: lines.into_iter().map(|l| (l, None)).collect(),
@@ -692,8 +685,6 @@ impl CartService {
             })
             .transpose()?;
         let change = match change {
-            CartChange::ApplyCoupon(c) => CartChange::ApplyCoupon(coupon_code(&c)?),
-            CartChange::RemoveCoupon(c) => CartChange::RemoveCoupon(coupon_code(&c)?),
             CartChange::ShippingAddress(a) => CartChange::ShippingAddress(a.validated()?),
             other => other,
         };
@@ -742,7 +733,7 @@ impl CartService {
                 return Err(AppError::validation(
                     "currency",
                     format!(
-                        "the cart is in {}; clear it to change currency",
+                        "must be {}, the currency of the cart's lines (clear the cart to change it)",
                         cart.currency
                     ),
                 ));
@@ -1184,7 +1175,8 @@ impl CartService {
         // Shipping, on the discounted subtotal.
         let mut shipping_method = cart.shipping_method.clone();
         let mut shipping = 0;
-        if let Some(method) = &cart.shipping_method {
+        // An empty cart ships nothing: no charge, though the chosen method stays for later.
+        if let Some(method) = cart.shipping_method.as_ref().filter(|_| line_count > 0) {
             let probe = order::Model {
                 subtotal,
                 discount,
@@ -1340,14 +1332,26 @@ impl Work<'_> {
             }
             CartChange::ApplyCoupon(code) => {
                 self.event_type = "vectis.cart.coupon_applied";
+                let Some(code) = self.coupon_code(&code) else {
+                    return Ok(());
+                };
                 self.apply_coupon(code).await
             }
             CartChange::RemoveCoupon(code) => {
                 self.event_type = "vectis.cart.coupon_removed";
+                let Some(code) = self.coupon_code(&code) else {
+                    return Ok(());
+                };
                 let mut codes: Vec<String> =
                     serde_json::from_str(&self.cart.coupons).unwrap_or_default();
                 if !codes.contains(&code) {
-                    return Err(AppError::not_found("Coupon", code));
+                    self.error(
+                        0,
+                        code::NOT_FOUND,
+                        "code",
+                        format!("coupon {code} is not on the cart"),
+                    );
+                    return Ok(());
                 }
                 codes.retain(|c| c != &code);
                 self.cart.coupons = json_text(&codes)?;
@@ -1364,17 +1368,16 @@ impl Work<'_> {
                 self.event_type = "vectis.cart.shipping_method_set";
                 let offered = self.service.shipping_methods(self.cart)?;
                 if !offered.iter().any(|q| q.code == code) {
-                    return Err(AppError::Rejected {
-                        code: item_code::SHIPPING_METHOD_NOT_AVAILABLE,
-                        message: format!(
-                            "shipping method `{code}` is not offered for this cart (offered: {})",
-                            offered
-                                .iter()
-                                .map(|q| q.code.as_str())
-                                .collect::<Vec<_>>()
-                                .join(", ")
-                        ),
-                    });
+                    let message = format!(
+                        "shipping method `{code}` is not offered for this cart (offered: {})",
+                        offered
+                            .iter()
+                            .map(|q| q.code.as_str())
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    );
+                    self.error(0, item_code::SHIPPING_METHOD_NOT_AVAILABLE, "code", message);
+                    return Ok(());
                 }
                 self.event = json!({ "method": code });
                 self.cart.shipping_method = Some(code);
@@ -1683,6 +1686,17 @@ impl Work<'_> {
         Ok(())
     }
 
+    /// A normalised coupon code, or an item error.
+    fn coupon_code(&mut self, code: &str) -> Option<String> {
+        match coupon_code(code) {
+            Ok(code) => Some(code),
+            Err(err) => {
+                self.error(0, code::VALIDATION, "code", err.message());
+                None
+            }
+        }
+    }
+
     async fn apply_coupon(&mut self, code: String) -> AppResult<()> {
         let mut codes: Vec<String> = serde_json::from_str(&self.cart.coupons).unwrap_or_default();
         self.event = json!({ "code": code });
@@ -1690,17 +1704,28 @@ impl Work<'_> {
             return Ok(());
         }
         if codes.len() >= MAX_COUPONS {
-            return Err(AppError::Rejected {
-                code: item_code::COUPON_NOT_APPLICABLE,
-                message: format!("a cart takes at most {MAX_COUPONS} coupons"),
-            });
+            self.error(
+                0,
+                item_code::COUPON_NOT_APPLICABLE,
+                "code",
+                format!("a cart takes at most {MAX_COUPONS} coupons"),
+            );
+            return Ok(());
         }
-        let row = coupon::Entity::find()
+        let Some(row) = coupon::Entity::find()
             .filter(coupon::Column::TenantId.eq(self.uow.tenant().0))
             .filter(coupon::Column::Code.eq(code.clone()))
             .one(self.uow.tx())
             .await?
-            .ok_or_else(|| AppError::not_found("Coupon", &code))?;
+        else {
+            self.error(
+                0,
+                code::NOT_FOUND,
+                "code",
+                format!("coupon {code} does not exist"),
+            );
+            return Ok(());
+        };
         let coupon = to_coupon(&row).ok_or_else(|| {
             AppError::Internal(anyhow::anyhow!("coupon {} is malformed", row.code))
         })?;
@@ -1720,10 +1745,13 @@ impl Work<'_> {
             Err(CouponRejection::Currency(code.clone()))
         };
         if let Err(rejection) = check {
-            return Err(AppError::Rejected {
-                code: item_code::COUPON_NOT_APPLICABLE,
-                message: rejection.to_string(),
-            });
+            self.error(
+                0,
+                item_code::COUPON_NOT_APPLICABLE,
+                "code",
+                rejection.to_string(),
+            );
+            return Ok(());
         }
         codes.push(code);
         self.cart.coupons = json_text(&codes)?;

@@ -1,14 +1,12 @@
 //! Catalog GraphQL: types, queries, mutations. Resolvers stay thin: take the caller, convert
 //! the input, call the service, map the result. Every relation goes through the loader.
 
-use async_graphql::connection::{Connection, CursorType, Edge};
+use async_graphql::connection::Connection;
 use std::collections::HashSet;
 
 use async_graphql::{
     ComplexObject, Context, Enum, ID, InputObject, Lookahead, Object, Result, SimpleObject,
 };
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 use vectis_strategies::{CurrencyCode, Money};
@@ -24,13 +22,10 @@ use super::service::{
 };
 use crate::auth::Permission;
 use crate::error::{AppError, ItemError};
+use crate::graphql::connection::{IdCursor, connection, node_selections, page_request};
 use crate::graphql::context::{caller, catalog_loader, require, services};
+use crate::graphql::ids::parse_id;
 use crate::graphql::scalars::{Int64, MoneyObject};
-
-/// Parses a GraphQL `ID` holding a UUID.
-pub fn parse_id(field: &str, id: &ID) -> Result<Uuid, AppError> {
-    Uuid::try_parse(id.as_str()).map_err(|_| AppError::validation(field, "is not a valid id"))
-}
 
 /// Loads, in one batch per relation, everything the selection `node` (a `Product` selection)
 /// asks of `products`, so that the children read from the request cache instead of issuing
@@ -381,24 +376,6 @@ impl Collection {
     }
 }
 
-/// Opaque cursor over product ids.
-pub struct IdCursor(pub Uuid);
-
-impl CursorType for IdCursor {
-    type Error = &'static str;
-    fn decode_cursor(s: &str) -> Result<Self, Self::Error> {
-        URL_SAFE_NO_PAD
-            .decode(s)
-            .ok()
-            .and_then(|bytes| Uuid::from_slice(&bytes).ok())
-            .map(IdCursor)
-            .ok_or("is not a valid cursor")
-    }
-    fn encode_cursor(&self) -> String {
-        URL_SAFE_NO_PAD.encode(self.0.as_bytes())
-    }
-}
-
 /// Fields of a product page beyond edges and page info.
 #[derive(SimpleObject)]
 pub struct ProductConnectionFields {
@@ -426,18 +403,7 @@ impl CatalogQuery {
         if include_archived {
             caller.require(Permission::CatalogRead)?;
         }
-        let first = u64::try_from(first).map_err(|_| {
-            AppError::validation(
-                "first",
-                format!("must be between 0 and {}", service::MAX_PAGE_SIZE),
-            )
-        })?;
-        let after = after
-            .as_deref()
-            .map(IdCursor::decode_cursor)
-            .transpose()
-            .map_err(|m| AppError::validation("after", m))?
-            .map(|c| c.0);
+        let request = page_request(first, after.as_deref(), service::MAX_PAGE_SIZE)?;
         let page = services(ctx)
             .catalog
             .list_products(
@@ -445,30 +411,21 @@ impl CatalogQuery {
                 ProductQuery {
                     search,
                     include_archived,
-                    after,
-                    first,
+                    page: request,
                 },
             )
             .await?;
-        prefetch_products(
-            ctx,
-            ctx.look_ahead().field("edges").field("node"),
-            &page.items,
-        )
-        .await?;
-        let mut connection = Connection::with_additional_fields(
-            after.is_some(),
-            page.has_next,
-            ProductConnectionFields {
-                total_count: page.total,
-            },
-        );
-        connection.edges.extend(
-            page.items
-                .into_iter()
-                .map(|p| Edge::new(IdCursor(p.id), Product(p))),
-        );
-        Ok(connection)
+        for node in node_selections(ctx) {
+            prefetch_products(ctx, node, &page.rows).await?;
+        }
+        let total_count = page.total;
+        Ok(connection(
+            &request,
+            page,
+            |p| p.id,
+            Product,
+            ProductConnectionFields { total_count },
+        ))
     }
 
     /// A product by id; null when unknown, archived (for storefronts) or another tenant's.

@@ -16,6 +16,7 @@ use super::entity::{
     collection, option, option_group, price, product, product_collection, variant, variant_option,
 };
 use crate::auth::{Caller, Permission};
+use crate::db::page::{Page, PageRequest};
 use crate::db::{Db, Scope, id_in, is_unique_violation};
 use crate::error::{AppError, AppResult, ItemError, code};
 use crate::events::{Core, DomainEvent, UnitOfWork};
@@ -44,21 +45,8 @@ pub struct ProductQuery {
     pub search: Option<String>,
     /// Include archived products (staff with `CATALOG_READ` only).
     pub include_archived: bool,
-    /// Return products after this id.
-    pub after: Option<Uuid>,
-    /// Page size (1–100).
-    pub first: u64,
-}
-
-/// One page of products.
-#[derive(Debug, Clone)]
-pub struct ProductPage {
-    /// The products, ordered by id (creation order).
-    pub items: Vec<product::Model>,
-    /// Products matching the filter, on all pages.
-    pub total: u64,
-    /// Whether more follow.
-    pub has_next: bool,
+    /// The page (at most [`MAX_PAGE_SIZE`] products).
+    pub page: PageRequest,
 }
 
 /// An option group of a new product.
@@ -278,8 +266,8 @@ impl CatalogService {
         &self,
         tenant: TenantId,
         query: ProductQuery,
-    ) -> AppResult<ProductPage> {
-        if query.first > MAX_PAGE_SIZE {
+    ) -> AppResult<Page<product::Model>> {
+        if query.page.first > MAX_PAGE_SIZE {
             return Err(AppError::validation(
                 "first",
                 format!("must be between 0 and {MAX_PAGE_SIZE}"),
@@ -303,19 +291,13 @@ impl CatalogService {
         }
         let tx = self.db().read(Scope::Tenant(tenant)).await?;
         let total = filter.clone().count(&tx).await?;
-        let mut page = filter.order_by_asc(product::Column::Id);
-        if let Some(after) = query.after {
-            page = page.filter(product::Column::Id.gt(after));
-        }
-        let mut items = page.limit(query.first + 1).all(&tx).await?;
+        let rows = query
+            .page
+            .apply(filter, product::Column::Id)
+            .all(&tx)
+            .await?;
         tx.commit().await?;
-        let has_next = items.len() as u64 > query.first;
-        items.truncate(usize::try_from(query.first).unwrap_or(usize::MAX));
-        Ok(ProductPage {
-            items,
-            total,
-            has_next,
-        })
+        Ok(query.page.page(rows, total))
     }
 
     /// Variants by SKU, aligned with `skus` (`None` where unknown or not visible).

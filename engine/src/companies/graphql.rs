@@ -1,7 +1,7 @@
 //! Companies GraphQL: companies and divisions, locations, company users, invitations, custom
 //! roles, sales reps and impersonation.
 
-use async_graphql::connection::{Connection, CursorType, Edge};
+use async_graphql::connection::Connection;
 use async_graphql::{Context, ID, InputObject, Object, Result, SimpleObject};
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
@@ -16,9 +16,11 @@ use crate::accounts::loader::{
 };
 use crate::auth::graphql::AuthPayload;
 use crate::auth::{CompanyPermission, Permission};
-use crate::catalog::graphql::{IdCursor, PriceInput, parse_id};
+use crate::catalog::graphql::PriceInput;
 use crate::error::AppError;
+use crate::graphql::connection::{IdCursor, connection, page_request};
 use crate::graphql::context::{accounts_loader, caller, require, services};
+use crate::graphql::ids::parse_id;
 use crate::graphql::scalars::MoneyObject;
 
 fn id(u: Uuid) -> ID {
@@ -431,27 +433,19 @@ impl CompaniesQuery {
         search: Option<String>,
     ) -> Result<Connection<IdCursor, CompanyObject, CompanyConnectionFields>> {
         let caller = caller(ctx)?;
-        let first = u64::try_from(first)
-            .map_err(|_| AppError::validation("first", "must be between 0 and 100"))?;
-        let after = after
-            .as_deref()
-            .map(IdCursor::decode_cursor)
-            .transpose()
-            .map_err(|m| AppError::validation("after", m))?;
-        let (rows, total, has_next) = services(ctx)
+        let request = page_request(first, after.as_deref(), 100)?;
+        let page = services(ctx)
             .companies
-            .list(caller, search, after.as_ref().map(|c| c.0), first)
+            .list(caller, search, request)
             .await?;
-        let mut connection = Connection::with_additional_fields(
-            after.is_some(),
-            has_next,
-            CompanyConnectionFields { total_count: total },
-        );
-        connection.edges.extend(
-            rows.into_iter()
-                .map(|c| Edge::new(IdCursor(c.company.id), CompanyObject(c))),
-        );
-        Ok(connection)
+        let total_count = page.total;
+        Ok(connection(
+            &request,
+            page,
+            |c| c.company.id,
+            CompanyObject,
+            CompanyConnectionFields { total_count },
+        ))
     }
 
     /// A company by id; unknown and inaccessible companies are both `NOT_FOUND`.

@@ -21,6 +21,7 @@ use crate::auth::{
     Caller, CompanyPermission, Membership, Permission, Principal, builtin_company_role,
     normalize_email, parse_tenant_token, tenant_token,
 };
+use crate::db::page::{Page, PageRequest};
 use crate::db::{Scope, id_in};
 use crate::error::{AppError, AppResult, code};
 use crate::events::{Core, DomainEvent, UnitOfWork};
@@ -715,12 +716,8 @@ impl CompaniesService {
         &self,
         caller: &Caller,
         search: Option<String>,
-        after: Option<Uuid>,
-        first: u64,
-    ) -> AppResult<(Vec<CompanyView>, u64, bool)> {
-        if first > 100 {
-            return Err(AppError::validation("first", "must be between 0 and 100"));
-        }
+        page: PageRequest,
+    ) -> AppResult<Page<CompanyView>> {
         let everything =
             caller.has(Permission::CompanyRead) || caller.has(Permission::CompanyWrite);
         if !everything && !caller.has(Permission::Impersonate) {
@@ -802,14 +799,12 @@ impl CompaniesService {
             })
             .collect();
         let total = visible.len() as u64;
-        let mut page: Vec<CompanyView> = visible
+        let rows: Vec<CompanyView> = visible
             .into_iter()
-            .filter(|v| after.is_none_or(|a| v.company.id > a))
-            .take(usize::try_from(first + 1).unwrap_or(usize::MAX))
+            .filter(|v| page.after.is_none_or(|a| v.company.id > a))
+            .take(usize::try_from(page.limit()).unwrap_or(usize::MAX))
             .collect();
-        let has_next = page.len() as u64 > first;
-        page.truncate(usize::try_from(first).unwrap_or(usize::MAX));
-        Ok((page, total, has_next))
+        Ok(page.page(rows, total))
     }
 
     async fn apply_settings(

@@ -7,6 +7,7 @@
 //! `tenant_id` as well, so RLS is the backstop, not the only guard.
 
 pub mod lock;
+pub mod page;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};

@@ -1,7 +1,9 @@
 //! The GraphQL schema: each module's Query and Mutation objects merged into one root, built
 //! by [`build_schema`] so tests can execute GraphQL without HTTP.
 
+pub mod connection;
 pub mod context;
+pub mod ids;
 pub mod limits;
 pub mod scalars;
 

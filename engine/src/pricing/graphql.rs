@@ -8,9 +8,10 @@ use vectis_strategies::pricing::{PriceListScope, PriceSource};
 use super::entity::price_list;
 use super::service::{NewPriceList, QuoteLine, SkuTiers, scope_of};
 use crate::auth::Permission;
-use crate::catalog::graphql::{Variant, parse_id};
+use crate::catalog::graphql::Variant;
 use crate::error::{AppError, ItemError};
 use crate::graphql::context::{caller, require, services};
+use crate::graphql::ids::parse_id;
 use crate::graphql::scalars::{Int64, MoneyObject};
 
 /// Who a price list applies to.

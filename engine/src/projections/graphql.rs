@@ -4,9 +4,9 @@ use async_graphql::{Context, ID, Object, Result, SimpleObject};
 
 use super::entity::{account_counts, cart_activity, catalog_changes};
 use crate::auth::Permission;
-use crate::catalog::graphql::parse_id;
 use crate::error::AppError;
 use crate::graphql::context::{require, services};
+use crate::graphql::ids::parse_id;
 use crate::graphql::scalars::Int64;
 
 /// Catalog events of one day and aggregate type.

@@ -1,15 +1,15 @@
 //! Webhook GraphQL: endpoints, their delivery log, redelivery.
 
-use async_graphql::connection::{Connection, CursorType, Edge};
+use async_graphql::connection::{Connection, EmptyFields};
 use async_graphql::{Context, Enum, ID, InputObject, Object, Result, SimpleObject};
 use chrono::{DateTime, Utc};
 
 use super::entity::{attempt, delivery, endpoint};
 use super::{EndpointInput, patterns, status};
 use crate::auth::Permission;
-use crate::catalog::graphql::{IdCursor, parse_id};
-use crate::error::AppError;
+use crate::graphql::connection::{IdCursor, connection, page_request};
 use crate::graphql::context::{require, services};
+use crate::graphql::ids::parse_id;
 
 /// A webhook endpoint.
 pub struct WebhookEndpoint(pub endpoint::Model);
@@ -87,17 +87,8 @@ impl WebhookEndpoint {
         status: Option<WebhookDeliveryStatus>,
     ) -> Result<Connection<IdCursor, WebhookDelivery>> {
         let caller = require(ctx, Permission::WebhookWrite)?;
-        let first = u64::try_from(first)
-            .ok()
-            .filter(|f| *f <= 100)
-            .ok_or_else(|| AppError::validation("first", "must be between 0 and 100"))?;
-        let after = after
-            .as_deref()
-            .map(IdCursor::decode_cursor)
-            .transpose()
-            .map_err(|m| AppError::validation("after", m))?
-            .map(|c| c.0);
-        let mut rows = if first == 0 {
+        let request = page_request(first, after.as_deref(), 100)?;
+        let rows = if request.first == 0 {
             Vec::new()
         } else {
             services(ctx)
@@ -105,20 +96,19 @@ impl WebhookEndpoint {
                 .deliveries(
                     caller.tenant,
                     self.0.id,
-                    after,
-                    first + 1,
+                    request.after,
+                    request.limit(),
                     status.map(WebhookDeliveryStatus::as_str),
                 )
                 .await?
         };
-        let has_next = rows.len() as u64 > first;
-        rows.truncate(first as usize);
-        let mut connection = Connection::new(after.is_some(), has_next);
-        connection.edges.extend(
-            rows.into_iter()
-                .map(|d| Edge::new(IdCursor(d.id), WebhookDelivery(d))),
-        );
-        Ok(connection)
+        Ok(connection(
+            &request,
+            request.page(rows, 0),
+            |d| d.id,
+            WebhookDelivery,
+            EmptyFields,
+        ))
     }
 }
 

@@ -467,14 +467,22 @@ async fn coupons_apply_with_their_conditions() {
 
     let apply = format!("mutation($c: String!) {{ applyCoupon(code: $c) {{ {CART_FIELDS} }} }}");
     add(&t, &buyer, lines(&["S-0"], 1), false).await;
-    let below = t.gql(Some(&buyer), &apply, json!({ "c": "ten" })).await;
-    assert_eq!(error_code(&below), "COUPON_NOT_APPLICABLE", "{below}");
-    for code in ["OLD", "USD5"] {
-        let r = t.gql(Some(&buyer), &apply, json!({ "c": code })).await;
-        assert_eq!(error_code(&r), "COUPON_NOT_APPLICABLE", "{code}: {r}");
+    // Coupons that do not apply are typed results in the payload, and change nothing.
+    let before = t.outbox_count().await;
+    for (code, expected) in [
+        ("ten", "COUPON_NOT_APPLICABLE"),
+        ("OLD", "COUPON_NOT_APPLICABLE"),
+        ("USD5", "COUPON_NOT_APPLICABLE"),
+        ("NOPE", "NOT_FOUND"),
+        ("not a code!", "VALIDATION"),
+    ] {
+        let r = t.ok(Some(&buyer), &apply, json!({ "c": code })).await["applyCoupon"].clone();
+        assert_eq!(r["applied"], false, "{code}: {r}");
+        assert_eq!(r["errors"][0]["code"], expected, "{code}: {r}");
+        assert_eq!(r["errors"][0]["field"], "code");
+        assert_eq!(r["cart"]["coupons"], json!([]), "{code}: {r}");
     }
-    let unknown = t.gql(Some(&buyer), &apply, json!({ "c": "NOPE" })).await;
-    assert_eq!(error_code(&unknown), "NOT_FOUND");
+    assert_eq!(t.outbox_count().await, before, "nothing changed");
 
     let out = add(&t, &buyer, lines(&["S-1"], 4), false).await;
     assert_eq!(amount(&out["cart"]["totals"]["subtotal"]), 50_000);
@@ -506,8 +514,9 @@ async fn coupons_apply_with_their_conditions() {
         .clone();
     assert_eq!(out["cart"]["coupons"], json!(["TEN"]));
     assert_eq!(amount(&out["cart"]["totals"]["discounts"]), 0);
-    let gone = t.gql(Some(&buyer), &remove, json!({ "c": "NEVER" })).await;
-    assert_eq!(error_code(&gone), "NOT_FOUND");
+    let gone = t.ok(Some(&buyer), &remove, json!({ "c": "NEVER" })).await["removeCoupon"].clone();
+    assert_eq!(gone["applied"], false);
+    assert_eq!(gone["errors"][0]["code"], "NOT_FOUND");
 }
 
 #[tokio::test]
@@ -569,7 +578,7 @@ async fn reverse_charge_shipping_and_price_list_tiers_in_the_cart() {
         line["taxLines"][0]["note"]
             .as_str()
             .unwrap()
-            .contains("Reverse charge")
+            .contains("intra-Community supply")
     );
     assert_eq!(amount(&out["cart"]["totals"]["tax"]), 0);
 
@@ -598,9 +607,12 @@ async fn reverse_charge_shipping_and_price_list_tiers_in_the_cart() {
         "reverse charge: no tax on shipping either"
     );
     let bad = t
-        .gql(Some(&buyer), &method, json!({ "c": "teleport" }))
-        .await;
-    assert_eq!(error_code(&bad), "SHIPPING_METHOD_NOT_AVAILABLE");
+        .ok(Some(&buyer), &method, json!({ "c": "teleport" }))
+        .await["setShippingMethod"]
+        .clone();
+    assert_eq!(bad["applied"], false);
+    assert_eq!(bad["errors"][0]["code"], "SHIPPING_METHOD_NOT_AVAILABLE");
+    assert_eq!(bad["cart"]["shippingMethod"], "express", "unchanged");
     let bad = t
         .gql(Some(&buyer), &address, json!({ "a": { "streetLine1": "x", "city": "y", "postalCode": "1", "countryCode": "ZZ" } }))
         .await;
@@ -632,4 +644,166 @@ async fn amounts_above_2_pow_31_work_and_overflow_is_an_error() {
             .unwrap()
             .contains("overflows")
     );
+}
+
+#[tokio::test]
+async fn cart_lines_read_through_nodes_like_through_edges() {
+    let t = TestApp::new().await;
+    catalog(&t, 3, 1_000).await;
+    let (_, buyer) = buyer(&t).await;
+    add(&t, &buyer, lines(&["S-0", "S-1", "S-2"], 2), false).await;
+    let read = |selection: &str| format!("{{ cart {{ lines(first: 10) {{ {selection} }} }} }}");
+    let via_edges = t
+        .ok(
+            Some(&buyer),
+            &read("edges { node { quantity variant { sku product { name } } } }"),
+            json!({}),
+        )
+        .await;
+    let before = t.statements();
+    let via_nodes = t
+        .ok(
+            Some(&buyer),
+            &read("nodes { quantity variant { sku product { name } } }"),
+            json!({}),
+        )
+        .await;
+    let nodes_statements = t.statements() - before;
+    let nodes = via_nodes["cart"]["lines"]["nodes"].as_array().unwrap();
+    let edges = via_edges["cart"]["lines"]["edges"].as_array().unwrap();
+    assert_eq!(nodes.len(), 3);
+    for (n, e) in nodes.iter().zip(edges) {
+        assert_eq!(n, &e["node"]);
+        assert!(n["variant"]["sku"].is_string(), "{n}");
+        assert_eq!(n["variant"]["product"]["name"], "Bolts");
+    }
+    let before = t.statements();
+    t.ok(
+        Some(&buyer),
+        &read("edges { node { variant { sku product { name } } } }"),
+        json!({}),
+    )
+    .await;
+    assert_eq!(
+        nodes_statements,
+        t.statements() - before,
+        "the same batches"
+    );
+    // Other connections too.
+    let products = t
+        .ok(
+            Some(&t.a.storefront),
+            "{ products(first: 5) { nodes { name variants { sku } } } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(
+        products["products"]["nodes"][0]["variants"]
+            .as_array()
+            .unwrap()
+            .len(),
+        3
+    );
+    let companies = t
+        .ok(
+            Some(&t.a.admin),
+            "{ companies { nodes { name } } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(companies["companies"]["nodes"][0]["name"], "Acme");
+}
+
+#[tokio::test]
+async fn an_emptied_cart_totals_nothing_not_even_shipping() {
+    let t = TestApp::new().await;
+    catalog(&t, 2, 1_000).await;
+    let (_, buyer) = buyer(&t).await;
+    let out = add(&t, &buyer, lines(&["S-0", "S-1"], 1), false).await;
+    let line_ids: Vec<Value> = out["cart"]["lines"]["edges"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["node"]["id"].clone())
+        .collect();
+    let method =
+        format!("mutation($c: String!) {{ setShippingMethod(code: $c) {{ {CART_FIELDS} }} }}");
+    let out = t
+        .ok(Some(&buyer), &method, json!({ "c": "standard" }))
+        .await["setShippingMethod"]
+        .clone();
+    assert!(amount(&out["cart"]["totals"]["shipping"]) > 0, "{out}");
+    // Removing every line empties the totals.
+    let remove =
+        format!("mutation($ids: [ID!]!) {{ removeCartLines(lineIds: $ids) {{ {CART_FIELDS} }} }}");
+    let out = t
+        .ok(Some(&buyer), &remove, json!({ "ids": line_ids }))
+        .await["removeCartLines"]
+        .clone();
+    let totals = &out["cart"]["totals"];
+    assert_eq!(out["cart"]["lineCount"], 0);
+    for field in ["subtotal", "shipping", "tax", "total"] {
+        assert_eq!(amount(&totals[field]), 0, "{field}: {out}");
+    }
+    assert_eq!(
+        out["cart"]["shippingMethod"], "standard",
+        "the choice stays"
+    );
+    // Filled again, the method charges again; cleared, nothing.
+    let out = add(&t, &buyer, lines(&["S-0"], 1), false).await;
+    assert!(amount(&out["cart"]["totals"]["shipping"]) > 0);
+    let clear = format!("mutation {{ clearCart {{ {CART_FIELDS} }} }}");
+    let out = t.ok(Some(&buyer), &clear, json!({})).await["clearCart"].clone();
+    assert_eq!(amount(&out["cart"]["totals"]["shipping"]), 0);
+    assert_eq!(amount(&out["cart"]["totals"]["total"]), 0);
+}
+
+/// The tax of one line of 100.00 EUR for a company with `vat_id`, shipped to `country`.
+async fn taxed(vat_id: Option<&str>, country: &str) -> (i64, Value) {
+    let t = TestApp::new().await;
+    catalog(&t, 1, 10_000).await;
+    let (company, buyer) = buyer(&t).await;
+    if let Some(vat_id) = vat_id {
+        t.ok(
+            Some(&t.a.admin),
+            "mutation($id: ID!, $v: String) { updateCompany(id: $id, input: { settings: { vatId: $v } }) { id } }",
+            json!({ "id": company, "v": vat_id }),
+        )
+        .await;
+    }
+    add(&t, &buyer, lines(&["S-0"], 1), false).await;
+    let address = format!(
+        "mutation($a: PostalAddressInput!) {{ setShippingAddress(address: $a) {{ {CART_FIELDS} }} }}"
+    );
+    let out = t
+        .ok(
+            Some(&buyer),
+            &address,
+            json!({ "a": { "streetLine1": "Ring 1", "city": "City", "postalCode": "1010", "countryCode": country } }),
+        )
+        .await["setShippingAddress"]
+        .clone();
+    let line = out["cart"]["lines"]["edges"][0]["node"].clone();
+    (amount(&line["tax"]), line["taxLines"][0].clone())
+}
+
+#[tokio::test]
+async fn eu_vat_follows_the_buyers_vat_id_and_where_the_goods_go() {
+    // A German VAT id, goods from Germany to Austria: German VAT (no exempt supply).
+    let (tax, line) = taxed(Some("DE811907980"), "AT").await;
+    assert_eq!(tax, 1_900, "{line}");
+    assert_eq!(line["label"], "VAT DE 19%");
+    // An Austrian VAT id: an exempt intra-Community supply.
+    let (tax, line) = taxed(Some("ATU13585627"), "AT").await;
+    assert_eq!(tax, 0);
+    assert_eq!(line["reverseCharge"], true);
+    // An Austrian VAT id, goods staying in Germany: German VAT.
+    let (tax, line) = taxed(Some("ATU13585627"), "DE").await;
+    assert_eq!((tax, line["label"].clone()), (1_900, json!("VAT DE 19%")));
+    // No VAT id: a distance sale, Austrian VAT.
+    let (tax, line) = taxed(None, "AT").await;
+    assert_eq!((tax, line["label"].clone()), (2_000, json!("VAT AT 20%")));
+    // Outside the EU: an export.
+    let (tax, line) = taxed(Some("DE811907980"), "CH").await;
+    assert_eq!((tax, line["label"].clone()), (0, json!("Export")));
 }
