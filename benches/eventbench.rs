@@ -25,7 +25,7 @@ use serde_json::json;
 use vectis_engine::App;
 use vectis_engine::auth::{Caller, Permission, Principal};
 use vectis_engine::config::Config;
-use vectis_engine::consumer::{EventRuntime, handlers, retry_policy};
+use vectis_engine::consumer::{EventRuntime, handlers};
 use vectis_engine::db::Db;
 use vectis_engine::events::envelope::Envelope;
 use vectis_engine::events::kafka::consume;
@@ -154,7 +154,11 @@ async fn pipeline(
     let recorder = Arc::new(Recorder::default());
     let mut all = handlers(app).expect("handlers");
     all.push(recorder.clone());
-    let pipeline = Pipeline::new(app.db().clone(), all, retry_policy(&app.config.consumer));
+    let pipeline = Pipeline::new(
+        app.db().clone(),
+        all,
+        vectis_engine::events::pipeline::RetryPolicy::from_config(&app.config.consumer),
+    );
     let (stop, rx) = tokio::sync::watch::channel(false);
     let kafka = app.config.kafka.clone();
     kafka.ensure_topics().await.ok();

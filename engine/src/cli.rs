@@ -327,7 +327,7 @@ async fn serve(config: Config, demo: bool) -> anyhow::Result<()> {
 pub async fn tenant_by_slug(
     app: &App,
     slug: Option<&str>,
-) -> anyhow::Result<Option<crate::tenancy::TenantId>> {
+) -> anyhow::Result<Option<crate::kernel::TenantId>> {
     let Some(slug) = slug else {
         return Ok(None);
     };

@@ -427,11 +427,8 @@ impl Config {
                 return fail(key, "must be at least 1");
             }
         }
-        if crate::accounts::address::country(
-            "commerce.seller_country",
-            &self.commerce.seller_country,
-        )
-        .is_err()
+        if crate::kernel::address::country("commerce.seller_country", &self.commerce.seller_country)
+            .is_err()
         {
             return fail(
                 "commerce.seller_country",

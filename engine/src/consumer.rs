@@ -81,21 +81,12 @@ pub fn handlers(app: &App) -> anyhow::Result<Vec<Arc<dyn Handler>>> {
     Ok(handlers)
 }
 
-/// The retry policy of handlers, webhooks and mail.
-pub fn retry_policy(c: &crate::config::ConsumerConfig) -> RetryPolicy {
-    RetryPolicy {
-        initial: Duration::from_millis(c.retry_initial_ms),
-        max: Duration::from_millis(c.retry_max_ms),
-        max_attempts: c.max_attempts,
-    }
-}
-
 /// The consumer pipeline with the configured retry policy.
 pub fn pipeline(app: &App) -> anyhow::Result<Pipeline> {
     Ok(Pipeline::new(
         app.db().clone(),
         handlers(app)?,
-        retry_policy(&app.config.consumer),
+        RetryPolicy::from_config(&app.config.consumer),
     ))
 }
 
@@ -201,7 +192,7 @@ impl EventRuntime {
         match crate::notifications::Mailer::new(
             app.db().clone(),
             &app.config.mail,
-            retry_policy(&app.config.consumer),
+            RetryPolicy::from_config(&app.config.consumer),
         ) {
             Ok(mailer) => self.tasks.push(tokio::spawn(mailer.run(every, rx.clone()))),
             Err(err) => tracing::error!(error = %format!("{err:#}"), "mail is off"),

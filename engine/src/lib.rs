@@ -20,10 +20,12 @@ pub mod error;
 pub mod events;
 pub mod graphql;
 pub mod http;
+pub mod kernel;
 pub mod notifications;
 pub mod pricing;
 pub mod projections;
 pub mod seed;
+pub mod services;
 pub mod tenancy;
 pub mod webhooks;
 

@@ -12,11 +12,11 @@ use vectis_strategies::CurrencyCode;
 
 use crate::accounts::PostalAddress;
 use crate::accounts::service::NewCustomer;
-use crate::app::Services;
 use crate::auth::{Caller, Permission, Principal, StaffRole};
 use crate::catalog::service::{NewCollection, NewOptionGroup, NewProduct, VariantUpsert};
 use crate::companies::service::{CompanySettings, LocationInput, NewCompany, PaymentTerms};
 use crate::pricing::service::{NewPriceList, SkuTiers};
+use crate::services::Services;
 use crate::tenancy::Tenant;
 use vectis_strategies::pricing::PriceListScope;
 

@@ -6,14 +6,28 @@ use async_graphql::{Context, ID, InputObject, Object, Result, SimpleObject};
 use chrono::{DateTime, Utc};
 
 use super::Customer;
-use super::address::PostalAddress;
-use super::loader::{AddressesOfCustomer, MembershipsOfCustomer};
+use super::loader::{AddressesOfCustomer, CustomerById};
 use super::service::{AddressEntry, AddressInput, CustomerGroup, NewCustomer};
+use crate::accounts::loader::accounts_loader;
 use crate::auth::Permission;
 use crate::companies::graphql::CompanyUserObject;
+use crate::companies::loader::{MembershipsOfCustomer, companies_loader};
+use crate::graphql::address::PostalAddressInput;
 use crate::graphql::connection::{IdCursor, connection, page_request};
-use crate::graphql::context::{accounts_loader, caller, require, services};
+use crate::graphql::context::{caller, require, services};
 use crate::graphql::ids::parse_id;
+
+/// The customer of a company membership: customers are this module's, so it resolves here.
+#[async_graphql::ComplexObject]
+impl CompanyUserObject {
+    /// The customer.
+    async fn customer(&self, ctx: &Context<'_>) -> Result<Option<CustomerObject>> {
+        Ok(accounts_loader(ctx)?
+            .load_one(CustomerById(self.member.customer_id))
+            .await?
+            .map(CustomerObject))
+    }
+}
 
 /// A customer: a B2C shopper or a B2B contact who may belong to companies.
 pub struct CustomerObject(pub Customer);
@@ -80,11 +94,11 @@ impl CustomerObject {
         if !own {
             caller.require(Permission::CustomerRead)?;
         }
-        let rows = accounts_loader(ctx)?
+        let rows = companies_loader(ctx)?
             .load_one(MembershipsOfCustomer(self.0.id))
             .await?
             .unwrap_or_default();
-        Ok(rows.into_iter().map(CompanyUserObject).collect())
+        Ok(rows.into_iter().map(CompanyUserObject::from).collect())
     }
 }
 
@@ -161,36 +175,6 @@ impl From<CustomerGroup> for CustomerGroupObject {
             id: ID(g.id.to_string()),
             code: g.code,
             name: g.name,
-        }
-    }
-}
-
-/// A postal address as input.
-#[derive(InputObject)]
-pub struct PostalAddressInput {
-    /// First street line.
-    pub street_line1: String,
-    /// Second street line.
-    pub street_line2: Option<String>,
-    /// City.
-    pub city: String,
-    /// Postal code.
-    pub postal_code: String,
-    /// Region.
-    pub region: Option<String>,
-    /// ISO 3166-1 alpha-2 country code.
-    pub country_code: String,
-}
-
-impl From<PostalAddressInput> for PostalAddress {
-    fn from(a: PostalAddressInput) -> Self {
-        PostalAddress {
-            street_line1: a.street_line1,
-            street_line2: a.street_line2,
-            city: a.city,
-            postal_code: a.postal_code,
-            region: a.region,
-            country_code: a.country_code,
         }
     }
 }

@@ -1,31 +1,25 @@
-//! Batch loaders for account and company relations, one per request and tenant.
+//! Batch loaders for customers and their address books, one per request and tenant.
 
 use std::collections::HashMap;
 
 use uuid::Uuid;
 
+use async_graphql::Context;
+
 use super::service::AddressEntry;
 use super::{AccountsService, Customer};
-use crate::companies::CompaniesService;
-use crate::companies::entity::location;
-use crate::companies::service::Member;
-use crate::tenancy::TenantId;
+use crate::kernel::TenantId;
 
-/// Loads customers, address books and company locations for one tenant.
+/// Loads customers and address books for one tenant.
 pub struct AccountsLoader {
     accounts: AccountsService,
-    companies: CompaniesService,
     tenant: TenantId,
 }
 
 impl AccountsLoader {
     /// A loader for `tenant`.
-    pub fn new(accounts: AccountsService, companies: CompaniesService, tenant: TenantId) -> Self {
-        AccountsLoader {
-            accounts,
-            companies,
-            tenant,
-        }
+    pub fn new(accounts: AccountsService, tenant: TenantId) -> Self {
+        AccountsLoader { accounts, tenant }
     }
 }
 
@@ -35,36 +29,6 @@ pub struct CustomerById(pub Uuid);
 /// Address book of a customer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct AddressesOfCustomer(pub Uuid);
-/// Locations of a company.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct LocationsOfCompany(pub Uuid);
-/// Users of a company.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct MembersOfCompany(pub Uuid);
-
-impl async_graphql::dataloader::Loader<MembersOfCompany> for AccountsLoader {
-    type Value = Vec<Member>;
-    type Error = async_graphql::Error;
-
-    async fn load(
-        &self,
-        keys: &[MembersOfCompany],
-    ) -> Result<HashMap<MembersOfCompany, Vec<Member>>, Self::Error> {
-        let rows = self
-            .companies
-            .members_of(self.tenant, keys.iter().map(|k| k.0).collect())
-            .await?;
-        let mut out: HashMap<MembersOfCompany, Vec<Member>> =
-            keys.iter().map(|k| (*k, Vec::new())).collect();
-        for row in rows {
-            out.entry(MembersOfCompany(row.company_id))
-                .or_default()
-                .push(row);
-        }
-        Ok(out)
-    }
-}
-
 impl async_graphql::dataloader::Loader<CustomerById> for AccountsLoader {
     type Value = Customer;
     type Error = async_graphql::Error;
@@ -104,82 +68,11 @@ impl async_graphql::dataloader::Loader<AddressesOfCustomer> for AccountsLoader {
     }
 }
 
-impl async_graphql::dataloader::Loader<LocationsOfCompany> for AccountsLoader {
-    type Value = Vec<location::Model>;
-    type Error = async_graphql::Error;
-
-    async fn load(
-        &self,
-        keys: &[LocationsOfCompany],
-    ) -> Result<HashMap<LocationsOfCompany, Vec<location::Model>>, Self::Error> {
-        let rows = self
-            .companies
-            .locations(self.tenant, keys.iter().map(|k| k.0).collect())
-            .await?;
-        let mut out: HashMap<LocationsOfCompany, Vec<location::Model>> =
-            keys.iter().map(|k| (*k, Vec::new())).collect();
-        for row in rows {
-            out.entry(LocationsOfCompany(row.company_id))
-                .or_default()
-                .push(row);
-        }
-        Ok(out)
-    }
-}
-
 /// The request's accounts loader.
 pub type AccountsDataLoader = async_graphql::dataloader::DataLoader<AccountsLoader>;
 
-/// Company memberships of a customer.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct MembershipsOfCustomer(pub Uuid);
-
-impl async_graphql::dataloader::Loader<MembershipsOfCustomer> for AccountsLoader {
-    type Value = Vec<Member>;
-    type Error = async_graphql::Error;
-
-    async fn load(
-        &self,
-        keys: &[MembershipsOfCustomer],
-    ) -> Result<HashMap<MembershipsOfCustomer, Vec<Member>>, Self::Error> {
-        let rows = self
-            .companies
-            .memberships_of_many(self.tenant, keys.iter().map(|k| k.0).collect())
-            .await?;
-        let mut out: HashMap<MembershipsOfCustomer, Vec<Member>> =
-            keys.iter().map(|k| (*k, Vec::new())).collect();
-        for row in rows {
-            out.entry(MembershipsOfCustomer(row.customer_id))
-                .or_default()
-                .push(row);
-        }
-        Ok(out)
-    }
-}
-
-/// Sales reps of a company.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct SalesRepsOfCompany(pub Uuid);
-
-impl async_graphql::dataloader::Loader<SalesRepsOfCompany> for AccountsLoader {
-    type Value = Vec<Uuid>;
-    type Error = async_graphql::Error;
-
-    async fn load(
-        &self,
-        keys: &[SalesRepsOfCompany],
-    ) -> Result<HashMap<SalesRepsOfCompany, Vec<Uuid>>, Self::Error> {
-        let rows = self
-            .companies
-            .sales_reps_of(self.tenant, keys.iter().map(|k| k.0).collect())
-            .await?;
-        let mut out: HashMap<SalesRepsOfCompany, Vec<Uuid>> =
-            keys.iter().map(|k| (*k, Vec::new())).collect();
-        for (company, staff) in rows {
-            out.entry(SalesRepsOfCompany(company))
-                .or_default()
-                .push(staff);
-        }
-        Ok(out)
-    }
+/// The request's accounts loader (`UNAUTHENTICATED` without a caller).
+pub fn accounts_loader<'a>(ctx: &'a Context<'_>) -> async_graphql::Result<&'a AccountsDataLoader> {
+    crate::graphql::context::caller(ctx)?;
+    ctx.data::<AccountsDataLoader>()
 }

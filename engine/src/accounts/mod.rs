@@ -3,13 +3,12 @@
 //!
 //! Email delivery is not this module's concern: it records events
 //! (`vectis.account.email_verification_requested`, `vectis.account.password_reset_requested`)
-//! that carry the one-time token for the notification handler.
+//! and keeps the one-time token for the notifications handler (`notifications::keep_token`).
 
-pub mod address;
 pub mod entity;
 pub mod graphql;
 pub mod loader;
 pub mod service;
 
-pub use address::PostalAddress;
+pub use crate::kernel::PostalAddress;
 pub use service::{AccountsService, Customer};

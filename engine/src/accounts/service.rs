@@ -8,7 +8,6 @@ use sea_orm::{
 use serde_json::json;
 use uuid::Uuid;
 
-use super::address::{self, PostalAddress};
 use super::entity::{address as address_entity, customer, customer_group, email_token};
 use crate::auth::{
     Caller, Permission, hash_password, normalize_email, parse_tenant_token, tenant_token,
@@ -16,7 +15,9 @@ use crate::auth::{
 };
 use crate::error::{AppError, AppResult};
 use crate::events::{Core, DomainEvent, UnitOfWork};
-use crate::tenancy::TenantId;
+use crate::kernel::PostalAddress;
+use crate::kernel::TenantId;
+use crate::kernel::text;
 
 /// How long an email verification token lives.
 pub const VERIFY_TTL_HOURS: i64 = 72;
@@ -269,9 +270,9 @@ impl AccountsService {
         verified: bool,
     ) -> AppResult<Customer> {
         let email = normalize_email("email", &input.email)?;
-        let first_name = address::name("firstName", &input.first_name, 100)?;
-        let last_name = address::name("lastName", &input.last_name, 100)?;
-        let phone = address::optional_text("phone", input.phone.as_deref(), 40)?;
+        let first_name = text::name("firstName", &input.first_name, 100)?;
+        let last_name = text::name("lastName", &input.last_name, 100)?;
+        let phone = text::optional_text("phone", input.phone.as_deref(), 40)?;
         let password_hash = match &input.password {
             Some(password) => {
                 validate_password("password", password)?;
@@ -541,10 +542,9 @@ impl AccountsService {
         input: AddressInput,
     ) -> AppResult<AddressEntry> {
         let (customer_id, _) = caller.require_customer()?;
-        let full_name = address::name("fullName", &input.full_name, 200)?;
-        let company_name =
-            address::optional_text("companyName", input.company_name.as_deref(), 200)?;
-        let phone = address::optional_text("phone", input.phone.as_deref(), 40)?;
+        let full_name = text::name("fullName", &input.full_name, 200)?;
+        let company_name = text::optional_text("companyName", input.company_name.as_deref(), 200)?;
+        let phone = text::optional_text("phone", input.phone.as_deref(), 40)?;
         let postal = input.address.validated()?;
         let tenant = caller.tenant;
         let mut uow = self.core.begin_for(caller).await?;
@@ -660,7 +660,7 @@ impl AccountsService {
     ) -> AppResult<CustomerGroup> {
         caller.require(Permission::CustomerWrite)?;
         let code_ = crate::catalog::service::validate_code("code", &code_.to_lowercase())?;
-        let name = address::name("name", name, 200)?;
+        let name = text::name("name", name, 200)?;
         let mut uow = self.core.begin_for(caller).await?;
         let now = Utc::now();
         let id = Uuid::now_v7();

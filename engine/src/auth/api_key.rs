@@ -16,7 +16,7 @@ use super::{AuthService, Caller, Permission, Principal};
 use crate::db::Scope;
 use crate::error::{AppError, AppResult};
 use crate::events::DomainEvent;
-use crate::tenancy::{TenantId, hash_key};
+use crate::kernel::{TenantId, hash_key};
 
 /// Every API key starts with this.
 pub const PREFIX: &str = "vk_";

@@ -374,6 +374,44 @@ impl AuthMutation {
         ))
     }
 
+    /// Accepts an invitation with the token from the email and logs the new company user in.
+    /// `password` (and names) are required when the email has no account yet.
+    async fn accept_company_invitation(
+        &self,
+        ctx: &Context<'_>,
+        token: String,
+        password: Option<String>,
+        first_name: Option<String>,
+        last_name: Option<String>,
+    ) -> Result<AuthPayload> {
+        Ok(AuthPayload(
+            services(ctx)
+                .auth
+                .accept_invitation(&token, password, first_name, last_name)
+                .await?,
+        ))
+    }
+
+    /// Tokens to act on behalf of a company user: for sales reps assigned to the company
+    /// (`IMPERSONATE`). Everything done with them records the acting staff user; the
+    /// impersonation ends when the rep is unassigned or disabled.
+    async fn impersonate_company_user(
+        &self,
+        ctx: &Context<'_>,
+        company_id: ID,
+        customer_id: ID,
+    ) -> Result<AuthPayload> {
+        let caller = require(ctx, Permission::Impersonate)?;
+        let company = parse_id("companyId", &company_id)?;
+        let customer = parse_id("customerId", &customer_id)?;
+        Ok(AuthPayload(
+            services(ctx)
+                .auth
+                .impersonate(caller, company, customer)
+                .await?,
+        ))
+    }
+
     /// Creates a staff user (`STAFF_WRITE`; the caller must hold every permission of the
     /// roles it gives, so only super admins create admins).
     async fn create_staff_user(

@@ -28,7 +28,7 @@ pub use staff::StaffUser;
 pub use tokens::{AuthService, Claims, TokenPair};
 
 use crate::error::{AppError, AppResult};
-use crate::tenancy::TenantId;
+use crate::kernel::TenantId;
 
 /// A permission of staff users and API keys.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Enum, Serialize, Deserialize)]
@@ -293,7 +293,7 @@ pub fn random_secret() -> String {
 /// without any other context. Only the secret's hash is stored.
 pub fn tenant_token(tenant: TenantId) -> (String, String) {
     let secret = random_secret();
-    let hash = crate::tenancy::hash_key(&secret);
+    let hash = crate::kernel::hash_key(&secret);
     (format!("{}.{secret}", tenant.0.simple()), hash)
 }
 
@@ -304,5 +304,5 @@ pub fn parse_tenant_token(token: &str) -> Option<(TenantId, String)> {
     if secret.is_empty() {
         return None;
     }
-    Some((TenantId(tenant), crate::tenancy::hash_key(secret)))
+    Some((TenantId(tenant), crate::kernel::hash_key(secret)))
 }

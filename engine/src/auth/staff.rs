@@ -9,7 +9,7 @@ use super::entity::staff_user;
 use super::{Caller, Permission, StaffRole, hash_password, normalize_email, validate_password};
 use crate::error::{AppError, AppResult};
 use crate::events::DomainEvent;
-use crate::tenancy::TenantId;
+use crate::kernel::TenantId;
 
 /// A staff user.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -27,7 +27,8 @@ use crate::config::AuthConfig;
 use crate::db::Scope;
 use crate::error::{AppError, AppResult};
 use crate::events::Core;
-use crate::tenancy::{Tenant, TenantId, TenantService};
+use crate::kernel::TenantId;
+use crate::tenancy::{Tenant, TenantService};
 
 /// Claims of an access token.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -427,6 +428,44 @@ impl AuthService {
             None,
         )
         .await
+    }
+
+    /// Accepts a company invitation (creating the account when the email has none, then
+    /// `password` and names are required) and logs the new company user in.
+    pub async fn accept_invitation(
+        &self,
+        token: &str,
+        password: Option<String>,
+        first_name: Option<String>,
+        last_name: Option<String>,
+    ) -> AppResult<TokenPair> {
+        let (tenant, customer, company) = self
+            .companies
+            .accept_invitation(token, password, first_name, last_name)
+            .await?;
+        self.customer_session(tenant, &customer, Some(company), None)
+            .await
+    }
+
+    /// Tokens for a sales rep (`IMPERSONATE`, assigned to the company or an ancestor) to act
+    /// on behalf of a company user; everything done with them records the rep too.
+    pub async fn impersonate(
+        &self,
+        caller: &Caller,
+        company: Uuid,
+        customer: Uuid,
+    ) -> AppResult<TokenPair> {
+        self.companies
+            .check_impersonation(caller, company, customer)
+            .await?;
+        let customer = self
+            .accounts
+            .customer(caller.tenant, customer)
+            .await?
+            .filter(|c| c.active)
+            .ok_or_else(|| AppError::not_found("Customer", customer))?;
+        self.customer_session(caller.tenant, &customer, Some(company), caller.staff_id())
+            .await
     }
 
     /// Reissues the caller's tokens to act in another company or location of theirs.

@@ -14,14 +14,15 @@ use super::service::{
     MAX_CART_LINES, NewCoupon, StoredAdjustment, StoredPriceSource, StoredTaxLine,
     StoredTaxSummary,
 };
-use crate::accounts::graphql::PostalAddressInput;
 use crate::auth::Permission;
 use crate::catalog::entity::variant;
 use crate::catalog::graphql::{Variant, prefetch_variants};
+use crate::catalog::loader::catalog_loader;
 use crate::catalog::loader::{ProductById, VariantById};
 use crate::error::{AppError, ItemError};
+use crate::graphql::address::PostalAddressInput;
 use crate::graphql::connection::{IdCursor, connection, node_selections, page_request};
-use crate::graphql::context::{caller, catalog_loader, require, services};
+use crate::graphql::context::{caller, require, services};
 use crate::graphql::ids::parse_id;
 use crate::graphql::scalars::{Int64, MoneyObject};
 use crate::pricing::graphql::PriceSourceKind;

@@ -36,7 +36,6 @@ use vectis_strategies::tax::{TaxContext, TaxLine, TaxableLine};
 use vectis_strategies::{CurrencyCode, Money, MoneyError, Strategies};
 
 use super::entity::{coupon, line, order};
-use crate::accounts::address::PostalAddress;
 use crate::auth::{Caller, CompanyPermission, Principal};
 use crate::catalog::entity::{product, variant};
 use crate::catalog::service::ARCHIVED;
@@ -44,9 +43,10 @@ use crate::db::id_in;
 use crate::db::page::PageRequest;
 use crate::error::{AppError, AppResult, ItemError, code};
 use crate::events::{Core, DomainEvent, UnitOfWork};
+use crate::kernel::PostalAddress;
+use crate::kernel::{TenantId, hash_key};
 use crate::pricing::PricingService;
 use crate::pricing::service::{Buyer, MAX_LINE_QUANTITY};
-use crate::tenancy::{TenantId, hash_key};
 
 /// Most lines one call takes, and most lines a cart holds.
 pub const MAX_CART_LINES: usize = 10_000;
@@ -433,7 +433,7 @@ impl CartService {
     ) -> AppResult<coupon::Model> {
         caller.require(crate::auth::Permission::CatalogWrite)?;
         let code = coupon_code(&input.code)?;
-        let name = crate::accounts::address::name("name", &input.name, 200)?;
+        let name = crate::kernel::text::name("name", &input.name, 200)?;
         let currency: CurrencyCode = input
             .currency
             .parse()

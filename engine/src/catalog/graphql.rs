@@ -12,6 +12,7 @@ use uuid::Uuid;
 use vectis_strategies::{CurrencyCode, Money};
 
 use super::entity::{collection, product, variant};
+use super::loader::catalog_loader;
 use super::loader::{
     self, ChildrenOfCollection, CollectionById, CollectionsOfProduct, GroupWithOptions,
     OptionGroupsOfProduct, OptionWithGroup, OptionsOfVariant, PricesOfVariant, ProductById,
@@ -23,9 +24,9 @@ use super::service::{
 use crate::auth::Permission;
 use crate::error::{AppError, ItemError};
 use crate::graphql::connection::{IdCursor, connection, node_selections, page_request};
-use crate::graphql::context::{caller, catalog_loader, require, services};
+use crate::graphql::context::{caller, require, services};
 use crate::graphql::ids::parse_id;
-use crate::graphql::scalars::{Int64, MoneyObject};
+use crate::graphql::scalars::{Int64, MoneyObject, PriceInput};
 
 /// Loads, in one batch per relation, everything the selection `node` (a `Product` selection)
 /// asks of `products`, so that the children read from the request cache instead of issuing
@@ -520,15 +521,6 @@ pub struct UpdateProductInput {
     pub description: Option<String>,
     /// Replaces the product's collections.
     pub collection_ids: Option<Vec<ID>>,
-}
-
-/// A price in one currency.
-#[derive(InputObject)]
-pub struct PriceInput {
-    /// ISO 4217 currency code.
-    pub currency: String,
-    /// Amount in minor units, 0 to 10^13.
-    pub amount: Int64,
 }
 
 /// An option selection by codes.

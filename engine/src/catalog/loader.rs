@@ -14,7 +14,7 @@ use super::entity::{
 use super::service::ACTIVE;
 use crate::db::{Db, MAX_IDS_PER_STATEMENT, Scope, id_in};
 use crate::error::AppError;
-use crate::tenancy::TenantId;
+use crate::kernel::TenantId;
 
 /// Loads catalog relations for one tenant.
 pub struct CatalogLoader {
@@ -486,6 +486,14 @@ pub const MAX_BATCH: usize = MAX_IDS_PER_STATEMENT;
 /// prefetch whole levels with `load_many` (see `catalog::graphql`) and children read from it.
 pub type CatalogDataLoader =
     async_graphql::dataloader::DataLoader<CatalogLoader, async_graphql::dataloader::HashMapCache>;
+
+/// The request's catalog loader (`UNAUTHENTICATED` without a caller).
+pub fn catalog_loader<'a>(
+    ctx: &'a async_graphql::Context<'_>,
+) -> async_graphql::Result<&'a CatalogDataLoader> {
+    crate::graphql::context::caller(ctx)?;
+    ctx.data::<CatalogDataLoader>()
+}
 
 /// A loader for one request.
 pub fn request_loader(loader: CatalogLoader) -> CatalogDataLoader {

@@ -20,7 +20,7 @@ use crate::db::page::{Page, PageRequest};
 use crate::db::{Db, Scope, id_in, is_unique_violation};
 use crate::error::{AppError, AppResult, ItemError, code};
 use crate::events::{Core, DomainEvent, UnitOfWork};
-use crate::tenancy::TenantId;
+use crate::kernel::TenantId;
 
 /// Largest page of products.
 pub const MAX_PAGE_SIZE: u64 = 100;

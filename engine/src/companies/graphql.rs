@@ -7,25 +7,17 @@ use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use super::entity::location;
+use super::loader::{LocationsOfCompany, MembersOfCompany, SalesRepsOfCompany, companies_loader};
 use super::service::{
     CompanySettings, CompanyView, LocationInput, Member, MemberPatch, NewCompany, PaymentTerms,
 };
-use crate::accounts::graphql::{CustomerObject, PostalAddressInput};
-use crate::accounts::loader::{
-    CustomerById, LocationsOfCompany, MembersOfCompany, SalesRepsOfCompany,
-};
-use crate::auth::graphql::AuthPayload;
 use crate::auth::{CompanyPermission, Permission};
-use crate::catalog::graphql::PriceInput;
 use crate::error::AppError;
+use crate::graphql::address::PostalAddressInput;
 use crate::graphql::connection::{IdCursor, connection, page_request};
-use crate::graphql::context::{accounts_loader, caller, require, services};
-use crate::graphql::ids::parse_id;
-use crate::graphql::scalars::MoneyObject;
-
-fn id(u: Uuid) -> ID {
-    ID(u.to_string())
-}
+use crate::graphql::context::{caller, require, services};
+use crate::graphql::ids::{id, parse_id};
+use crate::graphql::scalars::{MoneyObject, PriceInput};
 
 /// Company settings after inheritance from parent companies.
 #[derive(SimpleObject)]
@@ -133,7 +125,7 @@ impl CompanyObject {
     /// Locations; a company user restricted to some locations sees only those.
     async fn locations(&self, ctx: &Context<'_>) -> Result<Vec<CompanyLocationObject>> {
         let caller = caller(ctx)?;
-        let rows = accounts_loader(ctx)?
+        let rows = companies_loader(ctx)?
             .load_one(LocationsOfCompany(self.0.company.id))
             .await?
             .unwrap_or_default();
@@ -164,11 +156,11 @@ impl CompanyObject {
         {
             return Err(AppError::Forbidden("MANAGE_USERS".into()).into());
         }
-        let rows = accounts_loader(ctx)?
+        let rows = companies_loader(ctx)?
             .load_one(MembersOfCompany(self.0.company.id))
             .await?
             .unwrap_or_default();
-        Ok(rows.into_iter().map(CompanyUserObject).collect())
+        Ok(rows.into_iter().map(CompanyUserObject::from).collect())
     }
     /// Staff users assigned as sales reps.
     async fn sales_rep_ids(&self, ctx: &Context<'_>) -> Result<Vec<ID>> {
@@ -176,7 +168,7 @@ impl CompanyObject {
         if caller.membership().is_some() {
             return Ok(Vec::new());
         }
-        Ok(accounts_loader(ctx)?
+        Ok(companies_loader(ctx)?
             .load_one(SalesRepsOfCompany(self.0.company.id))
             .await?
             .unwrap_or_default()
@@ -252,37 +244,36 @@ impl CompanyLocationObject {
     }
 }
 
+// Its `customer` field is resolved by the accounts module, which owns customers.
 /// A customer's membership in a company.
-pub struct CompanyUserObject(pub Member);
-
-#[Object(name = "CompanyUser")]
-impl CompanyUserObject {
+#[derive(SimpleObject)]
+#[graphql(name = "CompanyUser", complex)]
+pub struct CompanyUserObject {
     /// Company.
-    async fn company_id(&self) -> ID {
-        id(self.0.company_id)
-    }
-    /// The customer.
-    async fn customer(&self, ctx: &Context<'_>) -> Result<Option<CustomerObject>> {
-        Ok(accounts_loader(ctx)?
-            .load_one(CustomerById(self.0.customer_id))
-            .await?
-            .map(CustomerObject))
-    }
+    pub company_id: ID,
     /// Customer id.
-    async fn customer_id(&self) -> ID {
-        id(self.0.customer_id)
-    }
+    pub customer_id: ID,
     /// Role codes (`admin`, `buyer`, `approver`, `viewer` or custom).
-    async fn roles(&self) -> &[String] {
-        &self.0.roles
-    }
+    pub roles: Vec<String>,
     /// Locations the user may act in (empty: all).
-    async fn location_ids(&self) -> Vec<ID> {
-        self.0.location_ids.iter().copied().map(id).collect()
-    }
+    pub location_ids: Vec<ID>,
     /// Spending limit per order.
-    async fn spending_limit(&self) -> Option<MoneyObject> {
-        self.0.spending_limit.map(Into::into)
+    pub spending_limit: Option<MoneyObject>,
+    /// The membership as stored.
+    #[graphql(skip)]
+    pub member: Member,
+}
+
+impl From<Member> for CompanyUserObject {
+    fn from(m: Member) -> Self {
+        CompanyUserObject {
+            company_id: id(m.company_id),
+            customer_id: id(m.customer_id),
+            roles: m.roles.clone(),
+            location_ids: m.location_ids.iter().copied().map(id).collect(),
+            spending_limit: m.spending_limit.map(Into::into),
+            member: m,
+        }
     }
 }
 
@@ -466,7 +457,7 @@ impl CompaniesQuery {
         let caller = caller(ctx)?;
         let company = parse_id("companyId", &company_id)?;
         let rows = services(ctx).companies.members(caller, company).await?;
-        Ok(rows.into_iter().map(CompanyUserObject).collect())
+        Ok(rows.into_iter().map(CompanyUserObject::from).collect())
     }
 
     /// The company the calling company user acts for.
@@ -592,29 +583,6 @@ impl CompaniesMutation {
         })
     }
 
-    /// Accepts an invitation with the token from the email and logs the new company user in.
-    /// `password` (and names) are required when the email has no account yet.
-    async fn accept_company_invitation(
-        &self,
-        ctx: &Context<'_>,
-        token: String,
-        password: Option<String>,
-        first_name: Option<String>,
-        last_name: Option<String>,
-    ) -> Result<AuthPayload> {
-        let services = services(ctx);
-        let (tenant, customer, company) = services
-            .companies
-            .accept_invitation(&token, password, first_name, last_name)
-            .await?;
-        Ok(AuthPayload(
-            services
-                .auth
-                .customer_session(tenant, &customer, Some(company), None)
-                .await?,
-        ))
-    }
-
     /// Adds an existing customer to a company without an invitation (`COMPANY_WRITE`).
     async fn add_company_user(
         &self,
@@ -634,7 +602,7 @@ impl CompaniesMutation {
             .customer(caller.tenant, customer)
             .await?
             .ok_or_else(|| AppError::not_found("Customer", customer))?;
-        Ok(CompanyUserObject(
+        Ok(CompanyUserObject::from(
             services
                 .companies
                 .add_member(caller, company, customer, roles, locations)
@@ -663,7 +631,7 @@ impl CompaniesMutation {
                 .transpose()?,
             spending_limit: maybe(input.spending_limit, |p| Ok((p.currency, p.amount.0)))?,
         };
-        Ok(CompanyUserObject(
+        Ok(CompanyUserObject::from(
             services(ctx)
                 .companies
                 .update_member(caller, company, customer, patch)
@@ -749,36 +717,6 @@ impl CompaniesMutation {
             services(ctx)
                 .companies
                 .assign_sales_rep(caller, company, staff, false)
-                .await?,
-        ))
-    }
-
-    /// Tokens to act on behalf of a company user: for sales reps assigned to the company
-    /// (`IMPERSONATE`). Everything done with them records the acting staff user.
-    async fn impersonate_company_user(
-        &self,
-        ctx: &Context<'_>,
-        company_id: ID,
-        customer_id: ID,
-    ) -> Result<AuthPayload> {
-        let caller = require(ctx, Permission::Impersonate)?;
-        let company = parse_id("companyId", &company_id)?;
-        let customer_id = parse_id("customerId", &customer_id)?;
-        let services = services(ctx);
-        services
-            .companies
-            .check_impersonation(caller, company, customer_id)
-            .await?;
-        let customer = services
-            .accounts
-            .customer(caller.tenant, customer_id)
-            .await?
-            .filter(|c| c.active)
-            .ok_or_else(|| AppError::not_found("Customer", customer_id))?;
-        Ok(AuthPayload(
-            services
-                .auth
-                .customer_session(caller.tenant, &customer, Some(company), caller.staff_id())
                 .await?,
         ))
     }

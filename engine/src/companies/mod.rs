@@ -5,6 +5,7 @@
 
 pub mod entity;
 pub mod graphql;
+pub mod loader;
 pub mod service;
 pub mod vat;
 

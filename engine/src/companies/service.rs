@@ -14,7 +14,6 @@ use vectis_strategies::{CurrencyCode, Money};
 
 use super::entity::{company, invitation, location, member, role, sales_rep};
 use super::vat;
-use crate::accounts::address::{self, PostalAddress};
 use crate::accounts::service::NewCustomer;
 use crate::accounts::{AccountsService, Customer};
 use crate::auth::{
@@ -25,7 +24,9 @@ use crate::db::page::{Page, PageRequest};
 use crate::db::{Scope, id_in};
 use crate::error::{AppError, AppResult, code};
 use crate::events::{Core, DomainEvent, UnitOfWork};
-use crate::tenancy::TenantId;
+use crate::kernel::PostalAddress;
+use crate::kernel::TenantId;
+use crate::kernel::text;
 
 /// Deepest hierarchy (a root company counts as level 1).
 pub const MAX_DEPTH: usize = 8;
@@ -851,7 +852,7 @@ impl CompaniesService {
     /// Creates a company, or a division under `parent_id`.
     pub async fn create(&self, caller: &Caller, input: NewCompany) -> AppResult<CompanyView> {
         caller.require(Permission::CompanyWrite)?;
-        let name = address::name("name", &input.name, 200)?;
+        let name = text::name("name", &input.name, 200)?;
         let mut uow = self.core.begin_for(caller).await?;
         let id = Uuid::now_v7();
         let root_id = match input.parent_id {
@@ -923,7 +924,7 @@ impl CompaniesService {
         settings: CompanySettings,
     ) -> AppResult<CompanyView> {
         caller.require(Permission::CompanyWrite)?;
-        let name = name.map(|n| address::name("name", &n, 200)).transpose()?;
+        let name = name.map(|n| text::name("name", &n, 200)).transpose()?;
         let mut uow = self.core.begin_for(caller).await?;
         let view = self
             .authorize(
@@ -1046,7 +1047,7 @@ impl CompaniesService {
                 Need::Write(CompanyPermission::ManageLocations),
             )
             .await?;
-        let name = address::name("name", &input.name, 200)?;
+        let name = text::name("name", &input.name, 200)?;
         let postal = input.address.validated()?;
         let mut vat_id = vat_field("vatId", input.vat_id)?;
         let mut tax_exempt = input.tax_exempt;
@@ -1940,7 +1941,7 @@ impl CompaniesService {
                 "name at least one permission",
             ));
         }
-        let name = address::name("name", name, 200)?;
+        let name = text::name("name", name, 200)?;
         let now = Utc::now();
         role::Entity::insert(role::ActiveModel {
             id: Set(Uuid::now_v7()),

@@ -19,7 +19,7 @@ use sea_orm::{
 use uuid::Uuid;
 
 use crate::error::{AppError, AppResult};
-use crate::tenancy::TenantId;
+use crate::kernel::TenantId;
 
 fn column<E>(name: &str) -> AppResult<E::Column>
 where

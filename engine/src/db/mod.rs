@@ -23,7 +23,7 @@ use uuid::Uuid;
 use vectis_migrations::{Migrator, MigratorTrait};
 
 use crate::config::DatabaseConfig;
-use crate::tenancy::TenantId;
+use crate::kernel::TenantId;
 
 /// Which rows a transaction may see and write.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -24,7 +24,7 @@ use uuid::Uuid;
 
 use crate::db::{Db, Scope};
 use crate::error::AppResult;
-use crate::tenancy::TenantId;
+use crate::kernel::TenantId;
 
 /// Rows per multi-row outbox insert (11 parameters per row; within SQLite's and PostgreSQL's
 /// parameter limits).

@@ -28,7 +28,7 @@ use uuid::Uuid;
 use super::envelope::Envelope;
 use super::tables::{failure, inbox};
 use crate::db::{Db, Scope};
-use crate::tenancy::TenantId;
+use crate::kernel::TenantId;
 
 /// Something the consumer does with events: a projection, webhook fan-out, mail, a sink.
 #[async_trait]
@@ -79,6 +79,15 @@ pub struct RetryPolicy {
 }
 
 impl RetryPolicy {
+    /// The policy of the `[consumer]` settings.
+    pub fn from_config(c: &crate::config::ConsumerConfig) -> RetryPolicy {
+        RetryPolicy {
+            initial: Duration::from_millis(c.retry_initial_ms),
+            max: Duration::from_millis(c.retry_max_ms),
+            max_attempts: c.max_attempts,
+        }
+    }
+
     /// The delay after the `attempts`-th failed run.
     pub fn delay(&self, attempts: i32) -> Duration {
         let doublings = attempts.saturating_sub(1).clamp(0, 30) as u32;

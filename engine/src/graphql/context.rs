@@ -2,10 +2,9 @@
 
 use async_graphql::Context;
 
-use crate::app::Services;
 use crate::auth::{Caller, Permission};
-use crate::catalog::loader::CatalogDataLoader;
 use crate::error::AppError;
+use crate::services::Services;
 
 /// The caller, or `UNAUTHENTICATED` when the request has neither a token nor a storefront key.
 pub fn caller<'a>(ctx: &'a Context<'_>) -> Result<&'a Caller, async_graphql::Error> {
@@ -32,23 +31,7 @@ pub fn services<'a>(ctx: &'a Context<'_>) -> &'a Services {
     ctx.data_unchecked::<Services>()
 }
 
-/// The request's catalog loader.
-pub fn catalog_loader<'a>(
-    ctx: &'a Context<'_>,
-) -> Result<&'a CatalogDataLoader, async_graphql::Error> {
-    caller(ctx)?;
-    ctx.data::<CatalogDataLoader>()
-}
-
 /// The client address of the request, when the HTTP layer knows it.
 pub fn client_ip(ctx: &Context<'_>) -> Option<crate::auth::throttle::ClientIp> {
     ctx.data_opt::<crate::auth::throttle::ClientIp>().copied()
-}
-
-/// The request's accounts loader (customers, address books, company locations).
-pub fn accounts_loader<'a>(
-    ctx: &'a Context<'_>,
-) -> Result<&'a crate::accounts::loader::AccountsDataLoader, async_graphql::Error> {
-    caller(ctx)?;
-    ctx.data::<crate::accounts::loader::AccountsDataLoader>()
 }

@@ -1,6 +1,7 @@
 //! The GraphQL schema: each module's Query and Mutation objects merged into one root, built
 //! by [`build_schema`] so tests can execute GraphQL without HTTP.
 
+pub mod address;
 pub mod connection;
 pub mod context;
 pub mod ids;
@@ -10,7 +11,6 @@ pub mod scalars;
 use async_graphql::{EmptySubscription, MergedObject, Schema};
 
 use crate::accounts::graphql::{AccountsMutation, AccountsQuery};
-use crate::app::Services;
 use crate::auth::graphql::{AuthMutation, AuthQuery};
 use crate::cart::graphql::{CartMutation, CartQuery};
 use crate::catalog::graphql::{CatalogMutation, CatalogQuery};
@@ -18,6 +18,7 @@ use crate::companies::graphql::{CompaniesMutation, CompaniesQuery};
 use crate::config::GraphqlConfig;
 use crate::pricing::graphql::{PricingMutation, PricingQuery};
 use crate::projections::graphql::ProjectionsQuery;
+use crate::services::Services;
 use crate::webhooks::graphql::{WebhooksMutation, WebhooksQuery};
 
 /// Root query: the merge of every module's queries.

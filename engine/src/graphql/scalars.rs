@@ -1,6 +1,8 @@
 //! Shared GraphQL scalars and value types.
 
-use async_graphql::{InputValueError, InputValueResult, Object, Scalar, ScalarType, Value};
+use async_graphql::{
+    InputObject, InputValueError, InputValueResult, Object, Scalar, ScalarType, Value,
+};
 use vectis_strategies::Money;
 
 /// A 64-bit signed integer. Serialised as a JSON number; accepted as a number or a string of
@@ -56,4 +58,13 @@ impl From<Money> for MoneyObject {
     fn from(m: Money) -> Self {
         MoneyObject(m)
     }
+}
+
+/// A price in one currency.
+#[derive(InputObject)]
+pub struct PriceInput {
+    /// ISO 4217 currency code.
+    pub currency: String,
+    /// Amount in minor units, 0 to 10^13.
+    pub amount: Int64,
 }

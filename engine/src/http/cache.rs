@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use async_graphql::parser::types::{OperationType, Selection};
 
-use crate::tenancy::TenantId;
+use crate::kernel::TenantId;
 
 /// Root fields whose answers depend only on the tenant and the arguments.
 const CACHEABLE_ROOTS: &[&str] = &[

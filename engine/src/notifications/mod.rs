@@ -93,7 +93,7 @@ pub mod token_entity {
 /// itself carries only ids).
 pub async fn keep_token<C: sea_orm::ConnectionTrait>(
     tx: &C,
-    tenant: crate::tenancy::TenantId,
+    tenant: crate::kernel::TenantId,
     event_id: Uuid,
     token: &str,
 ) -> Result<(), sea_orm::DbErr> {

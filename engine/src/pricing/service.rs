@@ -24,7 +24,7 @@ use crate::companies::CompaniesService;
 use crate::db::{Scope, id_in};
 use crate::error::{AppError, AppResult, ItemError, code};
 use crate::events::{Core, DomainEvent};
-use crate::tenancy::TenantId;
+use crate::kernel::TenantId;
 
 /// Most lines in one quote and most prices in one `setPriceListPrices` call.
 pub const MAX_ITEMS: usize = 10_000;
@@ -170,7 +170,7 @@ impl PricingService {
         input: NewPriceList,
     ) -> AppResult<price_list::Model> {
         caller.require(Permission::CatalogWrite)?;
-        let name = crate::accounts::address::name("name", &input.name, 200)?;
+        let name = crate::kernel::text::name("name", &input.name, 200)?;
         let currency: CurrencyCode =
             input
                 .currency

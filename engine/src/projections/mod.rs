@@ -24,7 +24,7 @@ use crate::error::AppResult;
 use crate::events::Core;
 use crate::events::envelope::{Envelope, topic_family};
 use crate::events::pipeline::Handler;
-use crate::tenancy::TenantId;
+use crate::kernel::TenantId;
 use entity::{account_counts, cart_activity, catalog_changes};
 
 /// The projections handler.

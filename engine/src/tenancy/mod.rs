@@ -5,34 +5,16 @@
 pub mod entity;
 
 use std::collections::HashMap;
-use std::fmt;
 use std::sync::{Arc, RwLock};
 
 use chrono::Utc;
 use sea_orm::{ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter};
-use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 use uuid::Uuid;
 use vectis_strategies::CurrencyCode;
 
 use crate::db::{Db, Scope};
 use crate::error::{AppError, AppResult};
-
-/// The id of a tenant.
-#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-pub struct TenantId(pub Uuid);
-
-impl fmt::Display for TenantId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        self.0.fmt(f)
-    }
-}
-
-impl fmt::Debug for TenantId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "TenantId({})", self.0)
-    }
-}
+pub use crate::kernel::{TenantId, hash_key, hex};
 
 /// A tenant as the rest of the engine sees it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -60,22 +42,6 @@ impl TryFrom<entity::Model> for Tenant {
                 .map_err(|e| AppError::Internal(anyhow::anyhow!("tenant currency: {e}")))?,
         })
     }
-}
-
-/// SHA-256 of a storefront key, hex; keys are stored only hashed.
-pub fn hash_key(key: &str) -> String {
-    hex(&Sha256::digest(key.as_bytes()))
-}
-
-/// Lower-case hex of bytes.
-pub fn hex(bytes: &[u8]) -> String {
-    use std::fmt::Write;
-    bytes
-        .iter()
-        .fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
-            let _ = write!(s, "{b:02x}");
-            s
-        })
 }
 
 /// Validates a tenant slug: 2–64 characters of `a-z`, `0-9` and `-`.

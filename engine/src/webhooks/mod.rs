@@ -43,7 +43,7 @@ use crate::error::{AppError, AppResult};
 use crate::events::envelope::Envelope;
 use crate::events::pipeline::{Handler, RetryPolicy, truncate};
 use crate::events::{Core, DomainEvent};
-use crate::tenancy::TenantId;
+use crate::kernel::TenantId;
 use entity::{attempt, delivery, endpoint};
 
 /// Most endpoints per tenant.
@@ -765,7 +765,7 @@ pub fn deliverer(
         egress::EgressPolicy {
             allow_private: webhooks.allow_private_targets,
         },
-        crate::consumer::retry_policy(config),
+        RetryPolicy::from_config(config),
         Duration::from_millis(config.webhook_timeout_ms),
         config.webhook_disable_after,
     )?))

@@ -1,5 +1,6 @@
-//! Postal addresses, shared by customer address books and company locations.
+//! Postal addresses, shared by customer address books, company locations and carts.
 
+use super::text::{optional, text};
 use crate::error::{AppError, AppResult};
 
 const COUNTRIES: &str = "AD AE AF AG AI AL AM AO AQ AR AS AT AU AW AX AZ BA BB BD BE BF BG BH BI BJ BL BM BN BO BQ BR BS BT BV BW BY BZ CA CC CD CF CG CH CI CK CL CM CN CO CR CU CV CW CX CY CZ DE DJ DK DM DO DZ EC EE EG EH ER ES ET FI FJ FK FM FO FR GA GB GD GE GF GG GH GI GL GM GN GP GQ GR GS GT GU GW GY HK HM HN HR HT HU ID IE IL IM IN IO IQ IR IS IT JE JM JO JP KE KG KH KI KM KN KP KR KW KY KZ LA LB LC LI LK LR LS LT LU LV LY MA MC MD ME MF MG MH MK ML MM MN MO MP MQ MR MS MT MU MV MW MX MY MZ NA NC NE NF NG NI NL NO NP NR NU NZ OM PA PE PF PG PH PK PL PM PN PR PS PT PW PY QA RE RO RS RU RW SA SB SC SD SE SG SH SI SJ SK SL SM SN SO SR SS ST SV SX SY SZ TC TD TF TG TH TJ TK TL TM TN TO TR TT TV TW TZ UA UG UM US UY UZ VA VC VE VG VI VN VU WF WS YE YT ZA ZM ZW";
@@ -20,24 +21,6 @@ pub struct PostalAddress {
     pub region: Option<String>,
     /// ISO 3166-1 alpha-2 country code, upper case.
     pub country_code: String,
-}
-
-fn text(field: &str, value: &str, max: usize) -> AppResult<String> {
-    let v = value.trim();
-    if v.is_empty() || v.chars().count() > max {
-        return Err(AppError::validation(
-            field,
-            format!("must be 1-{max} characters"),
-        ));
-    }
-    Ok(v.to_owned())
-}
-
-fn optional(field: &str, value: Option<&str>, max: usize) -> AppResult<Option<String>> {
-    match value.map(str::trim).filter(|v| !v.is_empty()) {
-        Some(v) => text(field, v, max).map(Some),
-        None => Ok(None),
-    }
 }
 
 /// Checks an ISO 3166-1 alpha-2 code (case-insensitive) and returns it upper-cased.
@@ -65,14 +48,4 @@ impl PostalAddress {
             country_code: country("countryCode", &self.country_code)?,
         })
     }
-}
-
-/// Checks a person's or company's name field.
-pub fn name(field: &str, value: &str, max: usize) -> AppResult<String> {
-    text(field, value, max)
-}
-
-/// Checks an optional short text (phone numbers and the like).
-pub fn optional_text(field: &str, value: Option<&str>, max: usize) -> AppResult<Option<String>> {
-    optional(field, value, max)
 }

@@ -1,0 +1,99 @@
+//! Every domain service, wired together once: what the GraphQL schema, the HTTP layer, the
+//! command line and the event consumer share.
+
+use crate::accounts::AccountsService;
+use crate::auth::AuthService;
+use crate::cart::CartService;
+use crate::cart::service::CartSettings;
+use crate::catalog::CatalogService;
+use crate::companies::CompaniesService;
+use crate::config::Config;
+use crate::db::Db;
+use crate::events::{Core, EventBus};
+use crate::pricing::PricingService;
+use crate::tenancy::TenantService;
+use vectis_strategies::Strategies;
+
+/// Every domain service, cheap to clone.
+#[derive(Clone)]
+pub struct Services {
+    /// Database and event bus.
+    pub core: Core,
+    /// Tenants.
+    pub tenants: TenantService,
+    /// Staff users and tokens.
+    pub auth: AuthService,
+    /// Catalog.
+    pub catalog: CatalogService,
+    /// Customers, groups, addresses.
+    pub accounts: AccountsService,
+    /// Companies, locations, company users, sales reps.
+    pub companies: CompaniesService,
+    /// Price lists and quotes.
+    pub pricing: PricingService,
+    /// Carts.
+    pub cart: CartService,
+    /// Read models built by the event consumer.
+    pub projections: crate::projections::ProjectionsService,
+    /// Webhook endpoints and deliveries.
+    pub webhooks: crate::webhooks::WebhooksService,
+    /// The configured business strategies.
+    pub strategies: Strategies,
+}
+
+impl Services {
+    /// Builds the services over a connected database.
+    pub fn new(db: Db, config: &Config) -> Self {
+        Self::with_strategies(db, config, Strategies::defaults())
+    }
+
+    /// Builds the services with the given business strategies (see `docs/extending.md`).
+    pub fn with_strategies(db: Db, config: &Config, strategies: Strategies) -> Self {
+        let core = Core {
+            db: db.clone(),
+            bus: EventBus::default(),
+        };
+        let tenants = TenantService::new(db);
+        let accounts = AccountsService::new(core.clone());
+        let companies = CompaniesService::new(core.clone(), accounts.clone());
+        let pricing = PricingService::new(
+            core.clone(),
+            accounts.clone(),
+            companies.clone(),
+            strategies.clone(),
+        );
+        let cart = CartService::new(
+            core.clone(),
+            pricing.clone(),
+            strategies.clone(),
+            CartSettings {
+                seller_country: config.commerce.seller_country.to_ascii_uppercase(),
+                prices_include_tax: config.commerce.prices_include_tax,
+            },
+        );
+        Services {
+            auth: AuthService::new(
+                core.clone(),
+                tenants.clone(),
+                accounts.clone(),
+                companies.clone(),
+                &config.auth,
+            ),
+            catalog: CatalogService::new(core.clone()),
+            pricing,
+            cart,
+            projections: crate::projections::ProjectionsService::new(core.clone()),
+            webhooks: crate::webhooks::WebhooksService::new(
+                core.clone(),
+                crate::webhooks::egress::EgressPolicy {
+                    allow_private: config.webhooks.allow_private_targets,
+                },
+            ),
+            strategies,
+            accounts,
+            companies,
+            tenants,
+            core,
+        }
+    }
+}
