@@ -97,3 +97,6 @@ pub mod email_token {
     }
     no_relations!();
 }
+
+crate::events::aggregate!(customer::Entity, "customer", "Customer");
+crate::events::aggregate!(customer_group::Entity, "customer_group", "CustomerGroup");

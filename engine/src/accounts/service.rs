@@ -414,20 +414,14 @@ impl AccountsService {
     /// Marks the email of the token's customer as verified.
     pub async fn verify_email(&self, token: &str) -> AppResult<Customer> {
         let (mut uow, found) = self.redeem(token, VERIFY).await?;
-        let updated = bump_customer(
-            &uow,
-            found.id,
-            vec![(customer::Column::EmailVerifiedAt, Expr::value(Utc::now()))],
-        )
-        .await?;
-        uow.record(DomainEvent::new(
-            uow.tenant(),
-            "customer",
-            updated.id,
-            updated.version,
-            "vectis.account.email_verified",
-            json!({ "id": updated.id, "email": updated.email }),
-        ));
+        let updated = uow
+            .change::<customer::Entity>(
+                found.id,
+                vec![(customer::Column::EmailVerifiedAt, Expr::value(Utc::now()))],
+                "vectis.account.email_verified",
+                |c| json!({ "id": c.id, "email": c.email }),
+            )
+            .await?;
         uow.commit().await?;
         Ok(updated.into())
     }
@@ -463,15 +457,14 @@ impl AccountsService {
         if found.email_verified_at.is_none() {
             sets.push((customer::Column::EmailVerifiedAt, Expr::value(Utc::now())));
         }
-        let updated = bump_customer(&uow, found.id, sets).await?;
-        uow.record(DomainEvent::new(
-            uow.tenant(),
-            "customer",
-            updated.id,
-            updated.version,
-            "vectis.account.password_changed",
-            json!({ "id": updated.id }),
-        ));
+        let updated = uow
+            .change::<customer::Entity>(
+                found.id,
+                sets,
+                "vectis.account.password_changed",
+                |updated| json!({ "id": updated.id }),
+            )
+            .await?;
         Ok((uow, updated.into()))
     }
 
@@ -484,23 +477,16 @@ impl AccountsService {
     ) -> AppResult<()> {
         validate_password("password", password)?;
         let hash = hash_password(password)?;
-        let updated = bump_customer(
-            uow,
+        uow.change::<customer::Entity>(
             id,
             vec![
                 (customer::Column::PasswordHash, Expr::value(hash)),
                 (customer::Column::EmailVerifiedAt, Expr::value(Utc::now())),
             ],
+            "vectis.account.password_changed",
+            |_| json!({ "id": id }),
         )
         .await?;
-        uow.record(DomainEvent::new(
-            uow.tenant(),
-            "customer",
-            id,
-            updated.version,
-            "vectis.account.password_changed",
-            json!({ "id": id }),
-        ));
         Ok(())
     }
 
@@ -612,15 +598,9 @@ impl AccountsService {
                 .exec_with_returning(uow.tx())
                 .await?
         };
-        let updated = bump_customer(&uow, customer_id, Vec::new()).await?;
-        uow.record(DomainEvent::new(
-            tenant,
-            "customer",
-            customer_id,
-            updated.version,
-            "vectis.account.address_saved",
-            json!({ "customerId": customer_id, "addressId": address_id, "countryCode": saved.country_code }),
-        ));
+        uow
+            .change::<customer::Entity>(customer_id, Vec::new(), "vectis.account.address_saved", |_| json!({ "customerId": customer_id, "addressId": address_id, "countryCode": saved.country_code }))
+            .await?;
         uow.commit().await?;
         Ok(saved.into())
     }
@@ -638,15 +618,13 @@ impl AccountsService {
         if deleted.rows_affected == 0 {
             return Err(AppError::not_found("Address", id));
         }
-        let updated = bump_customer(&uow, customer_id, Vec::new()).await?;
-        uow.record(DomainEvent::new(
-            caller.tenant,
-            "customer",
+        uow.change::<customer::Entity>(
             customer_id,
-            updated.version,
+            Vec::new(),
             "vectis.account.address_deleted",
-            json!({ "customerId": customer_id, "addressId": id }),
-        ));
+            |_| json!({ "customerId": customer_id, "addressId": id }),
+        )
+        .await?;
         uow.commit().await?;
         Ok(())
     }
@@ -731,20 +709,14 @@ impl AccountsService {
         if let Some(group) = group {
             self.ensure_group_in(&uow, group).await?;
         }
-        let updated = bump_customer(
-            &uow,
-            customer_id,
-            vec![(customer::Column::CustomerGroupId, Expr::value(group))],
-        )
-        .await?;
-        uow.record(DomainEvent::new(
-            caller.tenant,
-            "customer",
-            customer_id,
-            updated.version,
-            "vectis.account.customer_group_changed",
-            json!({ "id": customer_id, "customerGroupId": group }),
-        ));
+        let updated = uow
+            .change::<customer::Entity>(
+                customer_id,
+                vec![(customer::Column::CustomerGroupId, Expr::value(group))],
+                "vectis.account.customer_group_changed",
+                |_| json!({ "id": customer_id, "customerGroupId": group }),
+            )
+            .await?;
         uow.commit().await?;
         Ok(updated.into())
     }

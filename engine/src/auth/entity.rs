@@ -84,3 +84,5 @@ pub mod api_key {
 
     impl ActiveModelBehavior for ActiveModel {}
 }
+
+crate::events::aggregate!(staff_user::Entity, "staff_user", "StaffUser");

@@ -208,22 +208,16 @@ impl super::AuthService {
             sets.push((staff_user::Column::Active, Expr::value(active)));
         }
         let row = uow
-            .bump::<staff_user::Entity>(id, sets, "StaffUser")
+            .change::<staff_user::Entity>(id, sets, "vectis.staff_user.updated", |u| {
+                serde_json::json!({ "id": id, "email": u.email, "displayName": u.display_name,
+                                    "roles": serde_json::from_str::<serde_json::Value>(&u.roles).unwrap_or_default(),
+                                    "active": u.active })
+            })
             .await?;
-        let version = row.version;
         let updated: StaffUser = row.try_into()?;
         if updated.roles != current.roles || !updated.active {
             super::tokens::revoke_principal(uow.tx(), caller.tenant, "staff", id).await?;
         }
-        uow.record(DomainEvent::new(
-            caller.tenant,
-            "staff_user",
-            id,
-            version,
-            "vectis.staff_user.updated",
-            serde_json::json!({ "id": id, "email": updated.email, "displayName": updated.display_name,
-                                "roles": updated.roles, "active": updated.active }),
-        ));
         uow.commit().await?;
         Ok(updated)
     }

@@ -101,3 +101,5 @@ pub mod coupon {
     }
     no_relations!();
 }
+
+crate::events::aggregate!(order::Entity, "order", "Cart");

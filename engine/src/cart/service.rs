@@ -21,7 +21,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use chrono::Utc;
-use sea_orm::sea_query::{Expr, ExprTrait, PgFunc};
+use sea_orm::sea_query::Expr;
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, QueryFilter,
     QueryOrder, QuerySelect, Statement,
@@ -38,6 +38,7 @@ use vectis_strategies::{CurrencyCode, Money, MoneyError, Strategies};
 use super::entity::{coupon, line, order};
 use crate::auth::{Caller, CompanyPermission, Principal};
 use crate::catalog::entity::{product, variant};
+use crate::catalog::read as catalog;
 use crate::catalog::service::ARCHIVED;
 use crate::db::id_in;
 use crate::db::page::PageRequest;
@@ -563,7 +564,6 @@ impl CartService {
         page: PageRequest,
         with: LineRelations,
     ) -> AppResult<LinesPage> {
-        let backend = self.core.db.backend();
         self.core
             .read(tenant, |tx| {
                 Box::pin(async move {
@@ -583,32 +583,21 @@ impl CartService {
                         .collect::<HashSet<_>>()
                         .into_iter()
                         .collect();
-                    let mut found = variant::Entity::find()
-                        .filter(variant::Column::TenantId.eq(tenant.0))
-                        .filter(id_in(backend, (variant::Entity, variant::Column::Id), ids));
-                    if !with.include_archived {
-                        found = found.filter(variant::Column::Status.ne(ARCHIVED));
-                    }
-                    let found: HashMap<Uuid, variant::Model> = found
-                        .all(tx)
-                        .await?
-                        .into_iter()
-                        .map(|v| (v.id, v))
-                        .collect();
-                    let products = if with.products && !found.is_empty() {
+                    let archived = with.include_archived;
+                    let found: HashMap<Uuid, variant::Model> =
+                        catalog::variants_by_id(tx, tenant, ids, archived)
+                            .await?
+                            .into_iter()
+                            .map(|v| (v.id, v))
+                            .collect();
+                    let products = if with.products {
                         let ids: Vec<Uuid> = found
                             .values()
                             .map(|v| v.product_id)
                             .collect::<HashSet<_>>()
                             .into_iter()
                             .collect();
-                        let mut q = product::Entity::find()
-                            .filter(product::Column::TenantId.eq(tenant.0))
-                            .filter(id_in(backend, (product::Entity, product::Column::Id), ids));
-                        if !with.include_archived {
-                            q = q.filter(product::Column::Status.ne(ARCHIVED));
-                        }
-                        q.all(tx).await?
+                        catalog::products_by_id(tx, tenant, ids, archived).await?
                     } else {
                         Vec::new()
                     };
@@ -838,11 +827,9 @@ impl CartService {
         let tenant = uow.tenant();
         let currency = match currency {
             Some(c) => c.to_string(),
-            None => crate::tenancy::entity::Entity::find_by_id(tenant.0)
-                .one(uow.tx())
+            None => crate::tenancy::default_currency_in(uow.tx(), tenant)
                 .await?
-                .map(|t| t.default_currency)
-                .unwrap_or_else(|| "EUR".into()),
+                .to_string(),
         };
         let now = Utc::now();
         let model = order::ActiveModel {
@@ -1396,7 +1383,6 @@ impl Work<'_> {
 
     /// The variants named by ids or SKUs, archived ones included (one statement).
     async fn variants(&self, refs: &[Option<VariantRef<'_>>]) -> AppResult<Vec<variant::Model>> {
-        let backend = self.service.core.db.backend();
         let mut ids = Vec::new();
         let mut skus = Vec::new();
         for r in refs.iter().flatten() {
@@ -1405,31 +1391,7 @@ impl Work<'_> {
                 VariantRef::Sku(sku) => skus.push((*sku).to_owned()),
             }
         }
-        if ids.is_empty() && skus.is_empty() {
-            return Ok(Vec::new());
-        }
-        // Only the non-empty side is queried: `id = ANY(…) OR sku = ANY(…)` can keep the
-        // planner from using either index, and an array scan per row is quadratic.
-        let by_id =
-            (!ids.is_empty()).then(|| id_in(backend, (variant::Entity, variant::Column::Id), ids));
-        let by_sku = (!skus.is_empty()).then(|| {
-            let column = Expr::col((variant::Entity, variant::Column::Sku));
-            if backend == DbBackend::Postgres {
-                column.eq(PgFunc::any(Expr::val(skus)))
-            } else {
-                column.is_in(skus)
-            }
-        });
-        let condition = match (by_id, by_sku) {
-            (Some(a), Some(b)) => a.or(b),
-            (Some(a), None) | (None, Some(a)) => a,
-            (None, None) => return Ok(Vec::new()),
-        };
-        Ok(variant::Entity::find()
-            .filter(variant::Column::TenantId.eq(self.uow.tenant().0))
-            .filter(condition)
-            .all(self.uow.tx())
-            .await?)
+        catalog::variants_by_ref(self.uow.tx(), self.uow.tenant(), ids, skus).await
     }
 
     /// The cart's lines of these variants (one statement).
@@ -1761,7 +1723,6 @@ impl Work<'_> {
     /// Re-prices every line of the cart (when what all lines depend on changed).
     async fn reprice_all(&mut self) -> AppResult<()> {
         let tenant = self.uow.tenant();
-        let backend = self.service.core.db.backend();
         let lines = line::Entity::find()
             .filter(line::Column::TenantId.eq(tenant.0))
             .filter(line::Column::OrderId.eq(self.cart.id))
@@ -1770,18 +1731,13 @@ impl Work<'_> {
         if lines.is_empty() {
             return Ok(());
         }
-        let variants: HashMap<Uuid, variant::Model> = variant::Entity::find()
-            .filter(variant::Column::TenantId.eq(tenant.0))
-            .filter(id_in(
-                backend,
-                (variant::Entity, variant::Column::Id),
-                lines.iter().map(|l| l.variant_id).collect(),
-            ))
-            .all(self.uow.tx())
-            .await?
-            .into_iter()
-            .map(|v| (v.id, v))
-            .collect();
+        let ids = lines.iter().map(|l| l.variant_id).collect();
+        let variants: HashMap<Uuid, variant::Model> =
+            catalog::variants_by_id(self.uow.tx(), tenant, ids, true)
+                .await?
+                .into_iter()
+                .map(|v| (v.id, v))
+                .collect();
         let items: Vec<(&variant::Model, i64, Option<Uuid>)> = lines
             .iter()
             .filter_map(|l| {

@@ -158,3 +158,6 @@ pub mod price {
     }
     no_relations!();
 }
+
+crate::events::aggregate!(product::Entity, "product", "Product");
+crate::events::aggregate!(variant::Entity, "variant", "Variant");

@@ -148,3 +148,5 @@ pub mod sales_rep {
     }
     no_relations!();
 }
+
+crate::events::aggregate!(company::Entity, "company", "Company");

@@ -897,15 +897,10 @@ impl CompaniesService {
         })
         .exec_without_returning(uow.tx())
         .await?;
-        let created = bump_company(&uow, id, sets).await?;
-        uow.record(DomainEvent::new(
-            caller.tenant,
-            "company",
-            id,
-            created.version,
-            "vectis.company.created",
-            company_json(&created),
-        ));
+        uow.change::<company::Entity>(id, sets, "vectis.company.created", |created| {
+            company_json(created)
+        })
+        .await?;
         let view = Self::load_tree(uow.tx(), caller.tenant, id)
             .await?
             .ok_or_else(|| AppError::not_found("Company", id))?;
@@ -989,15 +984,10 @@ impl CompaniesService {
                 }
             }
         }
-        let updated = bump_company(&uow, id, sets).await?;
-        uow.record(DomainEvent::new(
-            caller.tenant,
-            "company",
-            id,
-            updated.version,
-            "vectis.company.updated",
-            company_json(&updated),
-        ));
+        uow.change::<company::Entity>(id, sets, "vectis.company.updated", |updated| {
+            company_json(updated)
+        })
+        .await?;
         let view = Self::load_tree(uow.tx(), caller.tenant, id)
             .await?
             .ok_or_else(|| AppError::not_found("Company", id))?;
@@ -1118,16 +1108,10 @@ impl CompaniesService {
                 .exec_with_returning(uow.tx())
                 .await?
         };
-        let updated = bump_company(&uow, company_id, Vec::new()).await?;
-        uow.record(DomainEvent::new(
-            caller.tenant,
-            "company",
-            company_id,
-            updated.version,
-            if id.is_some() { "vectis.company.location_updated" } else { "vectis.company.location_added" },
-            json!({ "companyId": company_id, "locationId": location_id, "name": saved.name, "countryCode": saved.country_code,
-                    "isShipping": saved.is_shipping, "isBilling": saved.is_billing }),
-        ));
+        uow
+            .change::<company::Entity>(company_id, Vec::new(), if id.is_some() { "vectis.company.location_updated" } else { "vectis.company.location_added" }, |_| json!({ "companyId": company_id, "locationId": location_id, "name": saved.name, "countryCode": saved.country_code,
+                    "isShipping": saved.is_shipping, "isBilling": saved.is_billing }))
+            .await?;
         uow.commit().await?;
         Ok(saved)
     }
@@ -1478,16 +1462,11 @@ impl CompaniesService {
             "company_members.company_id",
             "this person is a member of the company already",
         ))?;
-        let updated = bump_company(&uow, inv.company_id, Vec::new()).await?;
-        uow.record(DomainEvent::new(
-            tenant,
-            "company",
-            inv.company_id,
-            updated.version,
-            "vectis.company.user_joined",
+        uow.change::<company::Entity>(inv.company_id, Vec::new(), "vectis.company.user_joined", |_| {
             json!({ "companyId": inv.company_id, "customerId": customer.id, "email": customer.email,
-                    "roles": serde_json::from_str::<serde_json::Value>(&inv.roles).unwrap_or_default() }),
-        ));
+                    "roles": serde_json::from_str::<serde_json::Value>(&inv.roles).unwrap_or_default() })
+        })
+        .await?;
         uow.commit().await?;
         Ok((tenant, customer, inv.company_id))
     }
@@ -1770,17 +1749,11 @@ impl CompaniesService {
             .next()
             .ok_or_else(|| AppError::not_found("CompanyUser", customer_id))?;
         let result = Member::try_from(updated)?;
-        let company = bump_company(&uow, company_id, Vec::new()).await?;
-        uow.record(DomainEvent::new(
-            caller.tenant,
-            "company",
-            company_id,
-            company.version,
-            "vectis.company.user_updated",
-            json!({ "companyId": company_id, "customerId": customer_id, "roles": result.roles,
+        uow
+            .change::<company::Entity>(company_id, Vec::new(), "vectis.company.user_updated", |_| json!({ "companyId": company_id, "customerId": customer_id, "roles": result.roles,
                     "locationIds": result.location_ids,
-                    "spendingLimit": result.spending_limit.map(|m| json!({"amount": m.amount, "currency": m.currency})) }),
-        ));
+                    "spendingLimit": result.spending_limit.map(|m| json!({"amount": m.amount, "currency": m.currency})) }))
+            .await?;
         uow.commit().await?;
         Ok(result)
     }
@@ -1834,15 +1807,13 @@ impl CompaniesService {
             ))
             .exec(uow.tx())
             .await?;
-        let company = bump_company(&uow, company_id, Vec::new()).await?;
-        uow.record(DomainEvent::new(
-            caller.tenant,
-            "company",
+        uow.change::<company::Entity>(
             company_id,
-            company.version,
+            Vec::new(),
             "vectis.company.user_removed",
-            json!({ "companyId": company_id, "customerId": customer_id }),
-        ));
+            |_| json!({ "companyId": company_id, "customerId": customer_id }),
+        )
+        .await?;
         uow.commit().await?;
         Ok(())
     }
@@ -1898,15 +1869,13 @@ impl CompaniesService {
                 )(err)
             }
         })?;
-        let company = bump_company(&uow, company_id, Vec::new()).await?;
-        uow.record(DomainEvent::new(
-            caller.tenant,
-            "company",
+        uow.change::<company::Entity>(
             company_id,
-            company.version,
+            Vec::new(),
             "vectis.company.user_joined",
-            json!({ "companyId": company_id, "customerId": customer_id, "roles": roles }),
-        ));
+            |_| json!({ "companyId": company_id, "customerId": customer_id, "roles": roles }),
+        )
+        .await?;
         uow.commit().await?;
         Member::try_from(row)
     }
@@ -1960,15 +1929,9 @@ impl CompaniesService {
             "company_roles.company_id",
             format!("role `{code_}` exists already"),
         ))?;
-        let company = bump_company(&uow, view.company.root_id, Vec::new()).await?;
-        uow.record(DomainEvent::new(
-            caller.tenant,
-            "company",
-            view.company.root_id,
-            company.version,
-            "vectis.company.role_created",
-            json!({ "companyId": view.company.root_id, "code": code_, "name": name, "permissions": permissions }),
-        ));
+        uow
+            .change::<company::Entity>(view.company.root_id, Vec::new(), "vectis.company.role_created", |_| json!({ "companyId": view.company.root_id, "code": code_, "name": name, "permissions": permissions }))
+            .await?;
         uow.commit().await?;
         Ok((code_, name, permissions))
     }
@@ -2020,19 +1983,18 @@ impl CompaniesService {
             _ => false,
         };
         if changed {
-            let company = bump_company(&uow, company_id, Vec::new()).await?;
-            uow.record(DomainEvent::new(
-                caller.tenant,
-                "company",
+            let event = if assign {
+                "vectis.company.sales_rep_assigned"
+            } else {
+                "vectis.company.sales_rep_unassigned"
+            };
+            uow.change::<company::Entity>(
                 company_id,
-                company.version,
-                if assign {
-                    "vectis.company.sales_rep_assigned"
-                } else {
-                    "vectis.company.sales_rep_unassigned"
-                },
-                json!({ "companyId": company_id, "staffUserId": staff }),
-            ));
+                Vec::new(),
+                event,
+                |_| json!({ "companyId": company_id, "staffUserId": staff }),
+            )
+            .await?;
         }
         let view = Self::load_tree(uow.tx(), caller.tenant, company_id)
             .await?

@@ -143,6 +143,35 @@ impl EventBus {
     }
 }
 
+/// An aggregate root table: its rows carry a `version` that every change increments and that
+/// is the `sequence` of the change's event.
+pub trait Aggregate: sea_orm::EntityTrait
+where
+    Self::Column: std::str::FromStr,
+{
+    /// The aggregate family recorded on events (`company`), the CloudEvents `aggregatetype`.
+    const TYPE: &'static str;
+    /// The name in `NOT_FOUND` errors (`Company`).
+    const NAME: &'static str;
+    /// The row's version.
+    fn version(model: &Self::Model) -> i64;
+}
+
+/// Implements [`Aggregate`] for an entity whose model has a `version` column:
+/// `aggregate!(company::Entity, "company", "Company");`.
+macro_rules! aggregate {
+    ($entity:ty, $kind:literal, $name:literal) => {
+        impl $crate::events::Aggregate for $entity {
+            const TYPE: &'static str = $kind;
+            const NAME: &'static str = $name;
+            fn version(model: &<$entity as sea_orm::EntityTrait>::Model) -> i64 {
+                model.version
+            }
+        }
+    };
+}
+pub(crate) use aggregate;
+
 /// A write transaction that collects domain events and appends them to the outbox on commit.
 ///
 /// ```text
@@ -206,6 +235,32 @@ impl UnitOfWork {
             .into_iter()
             .next()
             .ok_or_else(|| crate::error::AppError::not_found(what, id))
+    }
+
+    /// The tail of nearly every change: bumps aggregate row `id` (its version, `updated_at`
+    /// and `sets`, see [`UnitOfWork::bump`]) and records `event_type` with `data` of the
+    /// changed row, at the row's new version. Returns the row.
+    pub async fn change<A>(
+        &mut self,
+        id: Uuid,
+        sets: Vec<(A::Column, sea_orm::sea_query::Expr)>,
+        event_type: &'static str,
+        data: impl FnOnce(&A::Model) -> serde_json::Value,
+    ) -> AppResult<A::Model>
+    where
+        A: Aggregate,
+        A::Column: std::str::FromStr,
+    {
+        let model = self.bump::<A>(id, sets, A::NAME).await?;
+        self.record(DomainEvent::new(
+            self.tenant,
+            A::TYPE,
+            id,
+            A::version(&model),
+            event_type,
+            data(&model),
+        ));
+        Ok(model)
     }
 
     /// Queues an event; it is written to the outbox at commit.

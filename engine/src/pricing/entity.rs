@@ -49,3 +49,5 @@ pub mod price_list_price {
 
     impl ActiveModelBehavior for ActiveModel {}
 }
+
+crate::events::aggregate!(price_list::Entity, "price_list", "PriceList");

@@ -18,8 +18,9 @@ use vectis_strategies::{CurrencyCode, Money, Strategies};
 use super::entity::{price_list, price_list_price};
 use crate::accounts::AccountsService;
 use crate::auth::{Caller, Permission, Principal};
-use crate::catalog::entity::{price as base_price, variant};
-use crate::catalog::service::{ACTIVE, validate_amount};
+use crate::catalog::entity::variant;
+use crate::catalog::read as catalog;
+use crate::catalog::service::validate_amount;
 use crate::companies::CompaniesService;
 use crate::db::{Scope, id_in};
 use crate::error::{AppError, AppResult, ItemError, code};
@@ -319,18 +320,13 @@ impl PricingService {
             .one(uow.tx())
             .await?
             .ok_or_else(|| AppError::not_found("PriceList", list_id))?;
-        let variants: HashMap<String, Uuid> = if items.is_empty() {
-            HashMap::new()
-        } else {
-            variant::Entity::find()
-                .filter(variant::Column::TenantId.eq(tenant.0))
-                .filter(variant::Column::Sku.is_in(items.iter().map(|i| i.sku.clone())))
-                .all(uow.tx())
+        let skus = items.iter().map(|i| i.sku.clone()).collect();
+        let variants: HashMap<String, Uuid> =
+            catalog::variants_by_sku(uow.tx(), tenant, skus, true)
                 .await?
                 .into_iter()
                 .map(|v| (v.sku, v.id))
-                .collect()
-        };
+                .collect();
         for (i, item) in items.iter().enumerate() {
             if !variants.contains_key(&item.sku) {
                 errors.push(ItemError::new(
@@ -386,24 +382,12 @@ impl PricingService {
                 .exec_without_returning(uow.tx())
                 .await?;
         }
-        let updated = uow
-            .bump::<price_list::Entity>(
-                list_id,
-                Vec::<(price_list::Column, Expr)>::new(),
-                "PriceList",
-            )
-            .await?;
-        uow.record(DomainEvent::new(
-            tenant,
-            "price_list",
-            list_id,
-            updated.version,
-            "vectis.price_list.prices_set",
-            json!({ "id": list_id, "prices": items.iter().map(|i| json!({
+        uow
+            .change::<price_list::Entity>(list_id, Vec::<(price_list::Column, Expr)>::new(), "vectis.price_list.prices_set", |_| json!({ "id": list_id, "prices": items.iter().map(|i| json!({
                 "sku": i.sku,
                 "tiers": i.tiers.iter().map(|(m, a)| json!({ "minQuantity": m, "amount": a })).collect::<Vec<_>>(),
-            })).collect::<Vec<_>>() }),
-        ));
+            })).collect::<Vec<_>>() }))
+            .await?;
         uow.commit().await?;
         Ok(Vec::new())
     }
@@ -477,16 +461,8 @@ impl PricingService {
         currency: CurrencyCode,
     ) -> AppResult<PricingData> {
         let backend = self.core.db.backend();
-        let bases = base_price::Entity::find()
-            .filter(base_price::Column::TenantId.eq(tenant.0))
-            .filter(base_price::Column::Currency.eq(currency.to_string()))
-            .filter(id_in(
-                backend,
-                (base_price::Entity, base_price::Column::VariantId),
-                variants.clone(),
-            ))
-            .all(tx)
-            .await?;
+        let bases =
+            catalog::base_prices(tx, tenant, variants.clone(), &currency.to_string()).await?;
         let lists = price_list::Entity::find()
             .filter(price_list::Column::TenantId.eq(tenant.0))
             .filter(price_list::Column::Currency.eq(currency.to_string()))
@@ -585,25 +561,15 @@ impl PricingService {
             .collect::<HashSet<_>>()
             .into_iter()
             .collect();
-        let variants: HashMap<String, variant::Model> = if skus.is_empty() {
-            HashMap::new()
-        } else {
-            self.core
-                .read(tenant, |tx| {
-                    Box::pin(async move {
-                        Ok(variant::Entity::find()
-                            .filter(variant::Column::TenantId.eq(tenant.0))
-                            .filter(variant::Column::Status.eq(ACTIVE))
-                            .filter(variant::Column::Sku.is_in(skus))
-                            .all(tx)
-                            .await?)
-                    })
-                })
-                .await?
-                .into_iter()
-                .map(|v| (v.sku.clone(), v))
-                .collect()
-        };
+        let variants: HashMap<String, variant::Model> = self
+            .core
+            .read(tenant, |tx| {
+                Box::pin(catalog::variants_by_sku(tx, tenant, skus, false))
+            })
+            .await?
+            .into_iter()
+            .map(|v| (v.sku.clone(), v))
+            .collect();
         let mut errors = Vec::new();
         let mut priced_input = Vec::new();
         for (i, line) in lines.iter().enumerate() {

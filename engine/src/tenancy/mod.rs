@@ -62,6 +62,18 @@ pub fn validate_slug(field: &str, slug: &str) -> AppResult<()> {
     }
 }
 
+/// The default currency of `tenant`, read in the caller's transaction (EUR if unreadable).
+pub async fn default_currency_in<C: sea_orm::ConnectionTrait>(
+    tx: &C,
+    tenant: TenantId,
+) -> AppResult<CurrencyCode> {
+    Ok(entity::Entity::find_by_id(tenant.0)
+        .one(tx)
+        .await?
+        .and_then(|t| t.default_currency.parse().ok())
+        .unwrap_or(CurrencyCode::EUR))
+}
+
 /// Creates and finds tenants; caches storefront-key lookups.
 #[derive(Clone)]
 pub struct TenantService {

@@ -85,3 +85,5 @@ pub mod attempt {
 
     impl ActiveModelBehavior for ActiveModel {}
 }
+
+crate::events::aggregate!(endpoint::Entity, "webhook_endpoint", "WebhookEndpoint");

@@ -279,16 +279,10 @@ impl WebhooksService {
         }
         let mut uow = self.core.begin_for(caller).await?;
         let updated = uow
-            .bump::<endpoint::Entity>(id, sets, "WebhookEndpoint")
+            .change::<endpoint::Entity>(id, sets, "vectis.webhook_endpoint.updated", |updated| {
+                endpoint_json(updated)
+            })
             .await?;
-        uow.record(DomainEvent::new(
-            caller.tenant,
-            "webhook_endpoint",
-            id,
-            updated.version,
-            "vectis.webhook_endpoint.updated",
-            endpoint_json(&updated),
-        ));
         uow.commit().await?;
         Ok(updated)
     }
@@ -709,27 +703,19 @@ impl Deliverer {
                 "disabled after {} consecutive failed attempts",
                 endpoint.consecutive_failures
             );
-            let disabled = uow
-                .bump::<endpoint::Entity>(
-                    e.id,
-                    vec![
-                        (endpoint::Column::Enabled, Expr::value(false)),
-                        (
-                            endpoint::Column::DisabledReason,
-                            Expr::value(reason.clone()),
-                        ),
-                    ],
-                    "WebhookEndpoint",
-                )
-                .await?;
-            uow.record(DomainEvent::new(
-                tenant,
-                "webhook_endpoint",
+            uow.change::<endpoint::Entity>(
                 e.id,
-                disabled.version,
+                vec![
+                    (endpoint::Column::Enabled, Expr::value(false)),
+                    (
+                        endpoint::Column::DisabledReason,
+                        Expr::value(reason.clone()),
+                    ),
+                ],
                 "vectis.webhook_endpoint.disabled",
-                json!({ "id": e.id, "url": e.url, "reason": reason }),
-            ));
+                |_| json!({ "id": e.id, "url": e.url, "reason": reason }),
+            )
+            .await?;
         }
         uow.commit().await?;
         Ok(())
