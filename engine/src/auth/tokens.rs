@@ -782,6 +782,30 @@ pub async fn revoke_principal(
     kind: &str,
     id: Uuid,
 ) -> AppResult<u64> {
+    revoke(
+        tx,
+        tenant,
+        sea_orm::Condition::all()
+            .add(refresh_token::Column::PrincipalKind.eq(kind))
+            .add(refresh_token::Column::PrincipalId.eq(id)),
+    )
+    .await
+}
+
+async fn revoke_family(
+    tx: &sea_orm::DatabaseTransaction,
+    tenant: TenantId,
+    family: Uuid,
+) -> AppResult<u64> {
+    revoke(tx, tenant, refresh_token::Column::FamilyId.eq(family)).await
+}
+
+/// Revokes the live refresh tokens of `tenant` that match `condition`.
+async fn revoke(
+    tx: &sea_orm::DatabaseTransaction,
+    tenant: TenantId,
+    condition: impl sea_orm::sea_query::IntoCondition,
+) -> AppResult<u64> {
     let now = Utc::now();
     let done = refresh_token::Entity::update_many()
         .col_expr(
@@ -793,33 +817,9 @@ pub async fn revoke_principal(
             sea_orm::sea_query::Expr::value(now),
         )
         .filter(refresh_token::Column::TenantId.eq(tenant.0))
-        .filter(refresh_token::Column::PrincipalKind.eq(kind))
-        .filter(refresh_token::Column::PrincipalId.eq(id))
         .filter(refresh_token::Column::RevokedAt.is_null())
+        .filter(condition)
         .exec(tx)
         .await?;
     Ok(done.rows_affected)
-}
-
-async fn revoke_family(
-    tx: &sea_orm::DatabaseTransaction,
-    tenant: TenantId,
-    family: Uuid,
-) -> AppResult<()> {
-    let now = Utc::now();
-    refresh_token::Entity::update_many()
-        .col_expr(
-            refresh_token::Column::RevokedAt,
-            sea_orm::sea_query::Expr::value(now),
-        )
-        .col_expr(
-            refresh_token::Column::UpdatedAt,
-            sea_orm::sea_query::Expr::value(now),
-        )
-        .filter(refresh_token::Column::TenantId.eq(tenant.0))
-        .filter(refresh_token::Column::FamilyId.eq(family))
-        .filter(refresh_token::Column::RevokedAt.is_null())
-        .exec(tx)
-        .await?;
-    Ok(())
 }

@@ -506,3 +506,74 @@ async fn password_reset_and_logout_everywhere_end_every_session() {
         assert_eq!(error_code(&r), "UNAUTHENTICATED", "{r}");
     }
 }
+
+#[tokio::test]
+async fn update_staff_user_refuses_bad_input_other_tenants_and_self_disabling() {
+    let t = TestApp::new().await;
+    let rep = rep(&t, "rep@vectis.test").await;
+    let rep_id = rep.staff_id().unwrap().to_string();
+    let update = "mutation($id: ID!, $input: UpdateStaffUserInput!) { updateStaffUser(id: $id, input: $input) { displayName roles } }";
+    let other = t.tenant("globex").await;
+    let before = t.outbox_count().await;
+    for (id, input, code) in [
+        (rep_id.clone(), json!({ "displayName": "  " }), "VALIDATION"),
+        (
+            "not-an-id".to_owned(),
+            json!({ "active": false }),
+            "VALIDATION",
+        ),
+        (
+            t.a.admin.staff_id().unwrap().to_string(),
+            json!({ "active": false }),
+            "VALIDATION",
+        ),
+        (
+            "0190a0a0-0000-7000-8000-000000000000".to_owned(),
+            json!({ "active": false }),
+            "NOT_FOUND",
+        ),
+    ] {
+        let r = t
+            .gql(
+                Some(&t.a.admin),
+                update,
+                json!({ "id": id, "input": input }),
+            )
+            .await;
+        assert_eq!(error_code(&r), code, "{input}: {r}");
+    }
+    // Another tenant's admin does not see this tenant's staff.
+    let r = t
+        .gql(
+            Some(&other.admin),
+            update,
+            json!({ "id": rep_id, "input": { "active": false } }),
+        )
+        .await;
+    assert_eq!(error_code(&r), "NOT_FOUND", "{r}");
+    assert_eq!(t.outbox_count().await, before, "nothing changed");
+    let ok = t
+        .ok(
+            Some(&t.a.admin),
+            update,
+            json!({ "id": rep_id, "input": { "displayName": "Rita Rep", "roles": ["SALES_REP", "CATALOG_MANAGER"] } }),
+        )
+        .await;
+    assert_eq!(ok["updateStaffUser"]["displayName"], "Rita Rep");
+    assert_eq!(
+        crate::support::last_event(&t, "vectis.staff_user.updated").await["roles"],
+        json!(["SALES_REP", "CATALOG_MANAGER"])
+    );
+    // API keys have no sessions to end.
+    let key = Caller {
+        tenant: t.a.tenant.id,
+        principal: Principal::ApiKey {
+            id: uuid::Uuid::now_v7(),
+            permissions: vec![Permission::StaffWrite],
+        },
+    };
+    let r = t
+        .gql(Some(&key), "mutation { logoutEverywhere }", json!({}))
+        .await;
+    assert_eq!(error_code(&r), "FORBIDDEN");
+}

@@ -288,4 +288,25 @@ impl CompaniesService {
             permissions,
         }))
     }
+
+    /// Begins a change of `company`'s membership set (members, roles, invitations): locks the
+    /// tree, then checks that the caller may manage users there, reading their rights as they
+    /// are under the lock.
+    pub(super) async fn begin_membership_change(
+        &self,
+        caller: &Caller,
+        company_id: Uuid,
+    ) -> AppResult<(UnitOfWork, Access)> {
+        let uow = self.core.begin_for(caller).await?;
+        Self::lock_tree(&uow, company_id).await?;
+        let access = self
+            .access(
+                uow.tx(),
+                caller,
+                company_id,
+                Need::Write(CompanyPermission::ManageUsers),
+            )
+            .await?;
+        Ok((uow, access))
+    }
 }

@@ -21,16 +21,8 @@ impl CompaniesService {
         roles: Vec<String>,
         location_ids: Vec<Uuid>,
     ) -> AppResult<(Invitation, String)> {
-        let mut uow = self.core.begin_for(caller).await?;
-        Self::lock_tree(&uow, company_id).await?;
-        let Access { view, grants } = self
-            .access(
-                uow.tx(),
-                caller,
-                company_id,
-                Need::Write(CompanyPermission::ManageUsers),
-            )
-            .await?;
+        let (mut uow, Access { view, grants }) =
+            self.begin_membership_change(caller, company_id).await?;
         let email = normalize_email("email", email)?;
         let granted =
             Self::check_roles(uow.tx(), caller.tenant, view.company.root_id, &roles).await?;

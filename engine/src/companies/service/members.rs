@@ -150,16 +150,8 @@ impl CompaniesService {
         customer_id: Uuid,
         patch: MemberPatch,
     ) -> AppResult<Member> {
-        let mut uow = self.core.begin_for(caller).await?;
-        Self::lock_tree(&uow, company_id).await?;
-        let Access { view, grants } = self
-            .access(
-                uow.tx(),
-                caller,
-                company_id,
-                Need::Write(CompanyPermission::ManageUsers),
-            )
-            .await?;
+        let (mut uow, Access { view, grants }) =
+            self.begin_membership_change(caller, company_id).await?;
         let current = self
             .member_within(&uow, &view, &grants, customer_id)
             .await?;
@@ -248,16 +240,8 @@ impl CompaniesService {
         company_id: Uuid,
         customer_id: Uuid,
     ) -> AppResult<()> {
-        let mut uow = self.core.begin_for(caller).await?;
-        Self::lock_tree(&uow, company_id).await?;
-        let Access { view, grants } = self
-            .access(
-                uow.tx(),
-                caller,
-                company_id,
-                Need::Write(CompanyPermission::ManageUsers),
-            )
-            .await?;
+        let (mut uow, Access { view, grants }) =
+            self.begin_membership_change(caller, company_id).await?;
         let current = self
             .member_within(&uow, &view, &grants, customer_id)
             .await?;

@@ -71,16 +71,8 @@ impl CompaniesService {
         name: &str,
         permissions: Vec<CompanyPermission>,
     ) -> AppResult<(String, String, Vec<CompanyPermission>)> {
-        let mut uow = self.core.begin_for(caller).await?;
-        Self::lock_tree(&uow, company_id).await?;
-        let Access { view, grants } = self
-            .access(
-                uow.tx(),
-                caller,
-                company_id,
-                Need::Write(CompanyPermission::ManageUsers),
-            )
-            .await?;
+        let (mut uow, Access { view, grants }) =
+            self.begin_membership_change(caller, company_id).await?;
         grants.check(&permissions)?;
         let code_ = crate::catalog::service::validate_code("code", &code_.to_lowercase())?;
         if builtin_company_role(&code_).is_some() {
