@@ -85,7 +85,7 @@ async fn engine(brokers: &str) -> (App, Caller) {
         .to_string();
     let db = Db::connect(&config.database).await.expect("connect");
     db.migrate().await.expect("migrate");
-    let app = App::new(config, db);
+    let app = App::new(config, db).expect("strategies");
     let tenant = app
         .services
         .tenants

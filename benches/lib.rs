@@ -19,7 +19,7 @@ pub async fn demo_engine() -> (App, Caller) {
     };
     let db = Db::connect(&config.database).await.expect("connect");
     db.migrate().await.expect("migrate");
-    let app = App::new(config, db);
+    let app = App::new(config, db).expect("strategies");
     let report = vectis_engine::seed::seed_demo(&app.services, false)
         .await
         .expect("seed");

@@ -14,7 +14,7 @@ use crate::db::Db;
 use crate::graphql::limits::QueryLimits;
 use crate::graphql::{VectisSchema, build_schema};
 pub use crate::services::Services;
-use vectis_strategies::Strategies;
+use vectis_strategies::{ProcessError, Strategies};
 
 /// The engine: configuration, services and schema.
 #[derive(Clone)]
@@ -38,18 +38,24 @@ impl App {
     pub async fn start(config: Config) -> anyhow::Result<App> {
         let db = Db::connect(&config.database).await?;
         db.migrate().await?;
-        Ok(App::new(config, db))
+        Ok(App::new(config, db)?)
     }
 
     /// Builds the engine over a connected, migrated database.
-    pub fn new(config: Config, db: Db) -> App {
+    pub fn new(config: Config, db: Db) -> Result<App, ProcessError> {
         Self::with_strategies(config, db, Strategies::defaults())
     }
 
     /// Builds the engine with custom business strategies: an embedding binary passes its own
-    /// `Strategies` (usually the defaults with some replaced).
-    pub fn with_strategies(config: Config, db: Db, strategies: Strategies) -> App {
-        let services = Services::with_strategies(db, &config, strategies);
+    /// `Strategies` (usually the defaults with some replaced). The strategies are checked
+    /// here: an order process that does not validate is an error naming the process and the
+    /// state, and the engine does not start.
+    pub fn with_strategies(
+        config: Config,
+        db: Db,
+        strategies: Strategies,
+    ) -> Result<App, ProcessError> {
+        let services = Services::with_strategies(db, &config, strategies)?;
         let schema = build_schema(services.clone(), &config.graphql);
         let limits = QueryLimits {
             max_aliases: config.graphql.max_aliases,
@@ -61,14 +67,14 @@ impl App {
             std::time::Duration::from_secs(config.http.catalog_cache_ttl_secs),
             10_000,
         ));
-        App {
+        Ok(App {
             config: Arc::new(config),
             services,
             schema,
             limits,
             response_cache,
             relay: Arc::default(),
-        }
+        })
     }
 
     /// The database.

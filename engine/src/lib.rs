@@ -22,6 +22,7 @@ pub mod graphql;
 pub mod http;
 pub mod kernel;
 pub mod notifications;
+pub mod orders;
 pub mod pricing;
 pub mod projections;
 pub mod seed;

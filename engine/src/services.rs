@@ -12,7 +12,7 @@ use crate::db::Db;
 use crate::events::{Core, EventBus};
 use crate::pricing::PricingService;
 use crate::tenancy::TenantService;
-use vectis_strategies::Strategies;
+use vectis_strategies::{ProcessError, Strategies};
 
 /// Every domain service, cheap to clone.
 #[derive(Clone)]
@@ -37,18 +37,25 @@ pub struct Services {
     pub projections: crate::projections::ProjectionsService,
     /// Webhook endpoints and deliveries.
     pub webhooks: crate::webhooks::WebhooksService,
+    /// Orders and the order process.
+    pub orders: crate::orders::OrdersService,
     /// The configured business strategies.
     pub strategies: Strategies,
 }
 
 impl Services {
     /// Builds the services over a connected database.
-    pub fn new(db: Db, config: &Config) -> Self {
+    pub fn new(db: Db, config: &Config) -> Result<Self, ProcessError> {
         Self::with_strategies(db, config, Strategies::defaults())
     }
 
-    /// Builds the services with the given business strategies (see `docs/extending.md`).
-    pub fn with_strategies(db: Db, config: &Config, strategies: Strategies) -> Self {
+    /// Builds the services with the given business strategies (see `docs/extending.md`). A
+    /// merged order process that does not validate is an error naming the process and state.
+    pub fn with_strategies(
+        db: Db,
+        config: &Config,
+        strategies: Strategies,
+    ) -> Result<Self, ProcessError> {
         let core = Core {
             db: db.clone(),
             bus: EventBus::default(),
@@ -71,7 +78,9 @@ impl Services {
                 prices_include_tax: config.commerce.prices_include_tax,
             },
         );
-        Services {
+        let orders = crate::orders::OrdersService::new(core.clone(), &strategies)?;
+        Ok(Services {
+            orders,
             auth: AuthService::new(
                 core.clone(),
                 tenants.clone(),
@@ -94,6 +103,6 @@ impl Services {
             companies,
             tenants,
             core,
-        }
+        })
     }
 }

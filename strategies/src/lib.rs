@@ -18,6 +18,12 @@
 //!   coupons with minimum order values).
 //! - [`events`]: [`events::EventSink`], custom destinations for domain events, discovered
 //!   through [`events::EVENT_SINKS`].
+//! - [`order_process`]: [`OrderProcess`], the order states as data, merged and validated into
+//!   a [`ProcessGraph`] at boot, and [`DefaultOrderProcess`] (the B2B process with an approval
+//!   slot asking an [`ApprovalStrategy`]).
+//! - [`order_code`]: [`OrderCodeStrategy`] and [`DefaultOrderCode`] (`VX-2026-000123`).
+//! - [`payments`]: [`PaymentMethodHandler`], [`InvoiceHandler`] (on account, within the credit
+//!   limit) and [`TestCardHandler`].
 //! - [`Strategies`]: the configured strategies in one place; [`Strategies::defaults`] lists
 //!   the defaults.
 //!
@@ -28,6 +34,9 @@
 
 pub mod events;
 pub mod money;
+pub mod order_code;
+pub mod order_process;
+pub mod payments;
 pub mod pricing;
 pub mod promotions;
 pub mod shipping;
@@ -36,6 +45,11 @@ pub mod tax;
 use std::sync::Arc;
 
 pub use money::{CurrencyCode, Money, MoneyError};
+pub use order_code::{DefaultOrderCode, OrderCodeStrategy};
+pub use order_process::{
+    ApprovalStrategy, ApproveAll, DefaultOrderProcess, OrderProcess, ProcessError, ProcessGraph,
+};
+pub use payments::{InvoiceHandler, PaymentMethodHandler, TestCardHandler};
 pub use pricing::{DefaultPricing, PricingStrategy};
 pub use promotions::{DefaultPromotions, PromotionStrategy};
 pub use shipping::{DefaultShipping, ShippingStrategy};
@@ -53,6 +67,12 @@ pub struct Strategies {
     pub shipping: Arc<dyn ShippingStrategy>,
     /// Coupons and order adjustments.
     pub promotions: Arc<dyn PromotionStrategy>,
+    /// The order process, merged in order (the first sets the initial state).
+    pub order_process: Vec<Arc<dyn OrderProcess>>,
+    /// Order codes.
+    pub order_code: Arc<dyn OrderCodeStrategy>,
+    /// The payment methods offered, in the order shown to buyers.
+    pub payments: Vec<Arc<dyn PaymentMethodHandler>>,
 }
 
 impl Strategies {
@@ -63,6 +83,9 @@ impl Strategies {
             tax: Arc::new(DefaultTax::default()),
             shipping: Arc::new(DefaultShipping::default()),
             promotions: Arc::new(DefaultPromotions),
+            order_process: vec![Arc::new(DefaultOrderProcess::default())],
+            order_code: Arc::new(DefaultOrderCode::default()),
+            payments: vec![Arc::new(InvoiceHandler), Arc::new(TestCardHandler)],
         }
     }
 }

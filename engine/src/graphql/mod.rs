@@ -16,6 +16,7 @@ use crate::cart::graphql::{CartMutation, CartQuery};
 use crate::catalog::graphql::{CatalogMutation, CatalogQuery};
 use crate::companies::graphql::{CompaniesMutation, CompaniesQuery};
 use crate::config::GraphqlConfig;
+use crate::orders::graphql::OrdersQuery;
 use crate::pricing::graphql::{PricingMutation, PricingQuery};
 use crate::projections::graphql::ProjectionsQuery;
 use crate::services::Services;
@@ -32,6 +33,7 @@ pub struct QueryRoot(
     CartQuery,
     ProjectionsQuery,
     WebhooksQuery,
+    OrdersQuery,
 );
 
 /// Root mutation: the merge of every module's mutations.

@@ -14,6 +14,7 @@ mod events;
 mod http;
 mod isolation;
 mod notifications;
+mod orders;
 mod permissions;
 mod pricing;
 mod privileges;

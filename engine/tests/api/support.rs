@@ -124,7 +124,7 @@ impl TestApp {
     ) -> TestApp {
         let db = Db::connect(&config.database).await.expect("connect");
         db.migrate().await.expect("migrate");
-        let app = App::with_strategies(config, db, strategies);
+        let app = App::with_strategies(config, db, strategies).expect("strategies");
         let a = add_tenant(&app, "acme").await;
         TestApp { app, a }
     }
