@@ -78,7 +78,14 @@ impl Services {
                 prices_include_tax: config.commerce.prices_include_tax,
             },
         );
-        let orders = crate::orders::OrdersService::new(core.clone(), &strategies)?;
+        let orders = crate::orders::OrdersService::new(
+            core.clone(),
+            &strategies,
+            cart.clone(),
+            pricing.clone(),
+            companies.clone(),
+            tenants.clone(),
+        )?;
         Ok(Services {
             orders,
             auth: AuthService::new(

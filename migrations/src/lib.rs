@@ -14,6 +14,7 @@ mod m20261122_000005_price_lists;
 mod m20261122_000006_carts;
 mod m20261122_000007_event_streaming;
 mod m20261201_000008_sound_core;
+mod m20261201_000009_orders;
 pub mod rls;
 mod util;
 
@@ -32,6 +33,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261122_000006_carts::Migration),
             Box::new(m20261122_000007_event_streaming::Migration),
             Box::new(m20261201_000008_sound_core::Migration),
+            Box::new(m20261201_000009_orders::Migration),
         ]
     }
 }

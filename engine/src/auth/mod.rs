@@ -57,6 +57,10 @@ pub enum Permission {
     Impersonate,
     /// Manage webhook endpoints and read their deliveries.
     WebhookWrite,
+    /// Read all orders.
+    OrderRead,
+    /// Change orders: transitions, cancellations, payment settlement.
+    OrderWrite,
 }
 
 /// A staff role: a named set of permissions.
@@ -81,7 +85,13 @@ impl StaffRole {
         match self {
             StaffRole::Admin => &[SuperAdmin],
             StaffRole::CatalogManager => &[CatalogRead, CatalogWrite],
-            StaffRole::OrderManager => &[CatalogRead, CustomerRead, CompanyRead],
+            StaffRole::OrderManager => &[
+                CatalogRead,
+                CustomerRead,
+                CompanyRead,
+                OrderRead,
+                OrderWrite,
+            ],
             StaffRole::SalesRep => &[CatalogRead, Impersonate],
         }
     }
@@ -98,11 +108,11 @@ pub enum CompanyPermission {
     ManageUsers,
     /// Add and change locations.
     ManageLocations,
-    /// Place orders.
+    /// Place orders (and see and cancel one's own).
     PlaceOrders,
     /// Approve orders of others.
     ApproveOrders,
-    /// See the company's orders.
+    /// See all of the company's orders (within its divisions), not only one's own.
     ViewOrders,
 }
 
@@ -118,7 +128,7 @@ pub fn builtin_company_role(code: &str) -> Option<&'static [CompanyPermission]> 
             ApproveOrders,
             ViewOrders,
         ],
-        "buyer" => &[ViewCompany, PlaceOrders, ViewOrders],
+        "buyer" => &[ViewCompany, PlaceOrders],
         "approver" => &[ViewCompany, ApproveOrders, ViewOrders],
         "viewer" => &[ViewCompany, ViewOrders],
         _ => return None,

@@ -45,6 +45,16 @@ pub mod order {
         pub version: i64,
         pub created_at: DateTimeUtc,
         pub updated_at: DateTimeUtc,
+        /// Human-readable order code, once placed.
+        pub code: Option<String>,
+        pub placed_at: Option<DateTimeUtc>,
+        /// JSON postal address.
+        pub billing_address: Option<String>,
+        pub po_number: Option<String>,
+        pub payment_method: Option<String>,
+        pub idempotency_key: Option<String>,
+        /// A guest's email (customers have theirs on the account).
+        pub customer_email: Option<String>,
     }
     no_relations!();
 }

@@ -219,55 +219,66 @@ impl Cart {
         #[graphql(default = 100, desc = "Page size, 0-10000.")] first: i32,
         after: Option<String>,
     ) -> Result<Connection<IdCursor, CartLine, CartLineConnectionFields>> {
-        let caller = caller(ctx)?;
-        let request = page_request(first, after.as_deref(), MAX_CART_LINES as u64)?;
-        // `edges { node { variant } }` and `nodes { variant }` alike.
-        let variants: Vec<_> = node_selections(ctx)
-            .into_iter()
-            .map(|node| node.field("variant"))
-            .filter(|v| v.exists())
-            .collect();
-        // Lines and their variants in one transaction; the variants are fed to the request's
-        // catalog loader so nested selections (product, prices) batch from there.
-        let with = LineRelations {
-            variants: !variants.is_empty(),
-            products: variants.iter().any(|v| v.field("product").exists()),
-            include_archived: caller.has(Permission::CatalogRead),
-        };
-        let page = if request.first == 0 {
-            LinesPage::default()
-        } else {
-            services(ctx)
-                .cart
-                .lines(caller.tenant, self.0.id, request, with)
-                .await?
-        };
-        let lines = request.page(page.lines, u64::try_from(self.0.line_count).unwrap_or(0));
-        if with.variants {
-            // Fed to the request's catalog loader, so nested selections (the product's fields,
-            // prices, options) resolve from it or batch from there.
-            let loaded: Vec<_> = lines.rows.iter().filter_map(|(_, v)| v.clone()).collect();
-            let loader = catalog_loader(ctx)?;
-            loader
-                .feed_many(loaded.iter().map(|v| (VariantById(v.id), v.clone())))
-                .await;
-            loader
-                .feed_many(page.products.into_iter().map(|p| (ProductById(p.id), p)))
-                .await;
-            for selection in variants {
-                prefetch_variants(ctx, selection, &loaded).await?;
-            }
-        }
-        let c = currency(&self.0);
-        let total_count = self.0.line_count;
-        Ok(connection(
-            &request,
-            lines,
-            |(l, _)| l.id,
-            |(l, v)| CartLine(l, c, v),
-            CartLineConnectionFields { total_count },
-        ))
+        line_connection(ctx, &self.0, first, after).await
     }
+}
+
+/// A page of an order's (or cart's) lines with what the selection asks of their variants and
+/// products, in one transaction and one batch per relation, whatever the page size.
+pub async fn line_connection(
+    ctx: &Context<'_>,
+    order: &order::Model,
+    first: i32,
+    after: Option<String>,
+) -> Result<Connection<IdCursor, CartLine, CartLineConnectionFields>> {
+    let caller = caller(ctx)?;
+    let request = page_request(first, after.as_deref(), MAX_CART_LINES as u64)?;
+    // `edges { node { variant } }` and `nodes { variant }` alike.
+    let variants: Vec<_> = node_selections(ctx)
+        .into_iter()
+        .map(|node| node.field("variant"))
+        .filter(|v| v.exists())
+        .collect();
+    // Lines and their variants in one transaction; the variants are fed to the request's
+    // catalog loader so nested selections (product, prices) batch from there.
+    let with = LineRelations {
+        variants: !variants.is_empty(),
+        products: variants.iter().any(|v| v.field("product").exists()),
+        include_archived: caller.has(Permission::CatalogRead),
+    };
+    let page = if request.first == 0 {
+        LinesPage::default()
+    } else {
+        services(ctx)
+            .cart
+            .lines(caller.tenant, order.id, request, with)
+            .await?
+    };
+    let lines = request.page(page.lines, u64::try_from(order.line_count).unwrap_or(0));
+    if with.variants {
+        // Fed to the request's catalog loader, so nested selections (the product's fields,
+        // prices, options) resolve from it or batch from there.
+        let loaded: Vec<_> = lines.rows.iter().filter_map(|(_, v)| v.clone()).collect();
+        let loader = catalog_loader(ctx)?;
+        loader
+            .feed_many(loaded.iter().map(|v| (VariantById(v.id), v.clone())))
+            .await;
+        loader
+            .feed_many(page.products.into_iter().map(|p| (ProductById(p.id), p)))
+            .await;
+        for selection in variants {
+            prefetch_variants(ctx, selection, &loaded).await?;
+        }
+    }
+    let c = currency(order);
+    let total_count = order.line_count;
+    Ok(connection(
+        &request,
+        lines,
+        |(l, _)| l.id,
+        |(l, v)| CartLine(l, c, v),
+        CartLineConnectionFields { total_count },
+    ))
 }
 
 /// A cart line: one variant with its quantity, price and tax as computed at the last change.

@@ -228,6 +228,36 @@ pub const EVENTS: &[(&str, &str, &str, &[&str])] = &[
         ],
     ),
     (
+        "vectis.order.placed",
+        "order",
+        "A cart was placed as an order: prices, taxes and addresses are frozen.",
+        &[
+            "orderId:uuid, code:string, customerId:uuid?, companyId:uuid?, locationId:uuid?, lineCount:integer, currency:string, total:integer, state:string, paymentMethod:string?, poNumber:string?, placedAt:datetime",
+        ],
+    ),
+    (
+        "vectis.order.state_changed",
+        "order",
+        "An order moved to another state of the order process.",
+        &[
+            "orderId:uuid, code:string?, from:string, to:string, reason:string?, companyId:uuid?, customerId:uuid?",
+        ],
+    ),
+    (
+        "vectis.order.payment_authorized",
+        "order",
+        "An order's payment was authorised (or, on account, the invoice issued).",
+        &[
+            "orderId:uuid, code:string?, paymentId:uuid, method:string?, amount:integer, currency:string",
+        ],
+    ),
+    (
+        "vectis.order.payment_declined",
+        "order",
+        "A payment was declined or the provider did not answer; the cart is editable again.",
+        &["orderId:uuid, paymentId:uuid, method:string, state:string, message:string?"],
+    ),
+    (
         "vectis.cart.created",
         "order",
         "A cart was created (an order in its first state).",

@@ -16,7 +16,7 @@ use crate::cart::graphql::{CartMutation, CartQuery};
 use crate::catalog::graphql::{CatalogMutation, CatalogQuery};
 use crate::companies::graphql::{CompaniesMutation, CompaniesQuery};
 use crate::config::GraphqlConfig;
-use crate::orders::graphql::OrdersQuery;
+use crate::orders::graphql::{OrdersMutation, OrdersQuery};
 use crate::pricing::graphql::{PricingMutation, PricingQuery};
 use crate::projections::graphql::ProjectionsQuery;
 use crate::services::Services;
@@ -46,6 +46,7 @@ pub struct MutationRoot(
     PricingMutation,
     CartMutation,
     WebhooksMutation,
+    OrdersMutation,
 );
 
 /// The Vectis schema.

@@ -287,9 +287,19 @@ async fn run(
         .get(crate::cart::CART_TOKEN_HEADER)
         .and_then(|v| v.to_str().ok())
         .map(|t| crate::cart::CartToken(t.trim().to_owned()));
-    let with_token = |request: async_graphql::Request| match &cart_token {
-        Some(t) => request.data(t.clone()),
-        None => request,
+    let idempotency_key = headers
+        .get("idempotency-key")
+        .and_then(|v| v.to_str().ok())
+        .map(|k| crate::orders::graphql::IdempotencyKey(k.trim().to_owned()));
+    let with_token = |request: async_graphql::Request| {
+        let request = match &cart_token {
+            Some(t) => request.data(t.clone()),
+            None => request,
+        };
+        match &idempotency_key {
+            Some(k) => request.data(k.clone()),
+            None => request,
+        }
     };
     let (body, status) = match batch {
         async_graphql::BatchRequest::Single(request) => {

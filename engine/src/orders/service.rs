@@ -1,26 +1,256 @@
-//! The orders service.
+//! The orders service: placement, transitions through the order process, payments on
+//! account and by provider, cancellation, and who may see which order.
+//!
+//! Placing an order runs a constant number of statements whatever its size: the cart row is
+//! locked, every line is re-priced in one batch (the cart's own statements), the totals are
+//! recomputed from one aggregate, and the order row, its transitions, its payment and the
+//! credit reservation are single-row writes. The cart's lines become the order's lines: nothing
+//! is copied.
+//!
+//! A provider payment (a card) is never awaited inside a transaction: the first unit of work
+//! records the intent (a `Pending` payment, the order in `ArrangingPayment`) and commits; the
+//! handler is called; a second unit of work records the outcome and places the order, or puts
+//! it back to `Cart` when the payment was declined.
 
 use std::sync::Arc;
 
-use vectis_strategies::{ProcessError, ProcessGraph, Strategies};
+use chrono::{Datelike, Duration, Utc};
+use sea_orm::sea_query::Expr;
+use sea_orm::{
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, QueryFilter,
+    QueryOrder, Statement,
+};
+use serde_json::json;
+use uuid::Uuid;
+use vectis_strategies::order_code::OrderCodeContext;
+use vectis_strategies::order_process::{
+    APPROVAL_REQUIRED, Actor, OrderSnapshot, TransitionContext, TransitionRejection, state,
+};
+use vectis_strategies::payments::{
+    PaymentContext, PaymentKind, PaymentMethodHandler, PaymentOutcome, PaymentRequest, term_days,
+};
+use vectis_strategies::{CurrencyCode, Money, ProcessError, ProcessGraph, Strategies};
 
-use crate::events::Core;
+use super::entity::{payment, payment_state, transition};
+use crate::auth::{Caller, CompanyPermission, Permission, Principal};
+use crate::cart::CartService;
+use crate::cart::entity::order;
+use crate::cart::service::{Placement, PriceChange};
+use crate::companies::CompaniesService;
+use crate::db::page::{Page, PageRequest};
+use crate::error::{AppError, AppResult};
+use crate::events::{Core, DomainEvent, UnitOfWork};
+use crate::kernel::{PostalAddress, TenantId};
+use crate::pricing::PricingService;
+use crate::pricing::service::Buyer;
+use crate::tenancy::TenantService;
+
+/// What the buyer places an order with.
+#[derive(Debug, Clone, Default)]
+pub struct PlaceInput {
+    /// Ship-to; defaults to the cart's, then the buyer's company location.
+    pub shipping_address: Option<PostalAddress>,
+    /// Bill-to; defaults to the company location, then the ship-to.
+    pub billing_address: Option<PostalAddress>,
+    /// One of the cart's shipping methods; defaults to the cart's choice.
+    pub shipping_method: Option<String>,
+    /// The payment method's code.
+    pub payment_method: String,
+    /// What the payment method needs (e.g. `{"cardNumber": "…"}` for the test card).
+    pub payment_metadata: serde_json::Value,
+    /// The buyer's purchase-order number.
+    pub po_number: Option<String>,
+    /// A guest's email (customers have theirs).
+    pub email: Option<String>,
+    /// Place even though prices changed since the lines were added.
+    pub accept_price_changes: bool,
+    /// The cart version the buyer saw; a repeated placement with it returns the same order.
+    pub expected_version: Option<i64>,
+    /// A client's idempotency key (the `Idempotency-Key` header).
+    pub idempotency_key: Option<String>,
+}
+
+/// The outcome of `placeOrder`.
+#[derive(Debug, Clone)]
+pub enum PlaceOutcome {
+    /// Placed (or found placed by an earlier call with the same key).
+    Placed(Box<order::Model>),
+    /// Nothing to order.
+    EmptyCart,
+    /// The cart changed since the version the buyer saw.
+    CartChanged {
+        /// Its version now.
+        version: i64,
+    },
+    /// Prices changed: confirm by placing again (or with `acceptPriceChanges`).
+    PriceChanged(Vec<PriceChange>),
+    /// An address (or a guest's email) is missing.
+    MissingAddress {
+        /// `shippingAddress`, `billingAddress` or `email`.
+        field: &'static str,
+        /// Why.
+        message: String,
+    },
+    /// The shipping method is not offered (or none was chosen).
+    ShippingMethod {
+        /// What is offered.
+        message: String,
+    },
+    /// The payment method is unknown or not offered to this buyer.
+    PaymentMethod {
+        /// `PAYMENT_METHOD_UNKNOWN` or `PAYMENT_METHOD_NOT_ELIGIBLE`.
+        code: &'static str,
+        /// Why.
+        message: String,
+    },
+    /// The order would exceed the company's credit limit.
+    CreditLimitExceeded {
+        /// What is left of the limit.
+        available: Money,
+    },
+    /// The payment was declined (nothing was charged; the cart is editable again).
+    PaymentDeclined {
+        /// The provider's reason.
+        message: String,
+    },
+    /// The order process refused a transition.
+    Transition(TransitionFailure),
+}
+
+/// A transition the order process refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TransitionFailure {
+    /// `INVALID_TRANSITION` or a guard's code.
+    pub code: String,
+    /// For people.
+    pub message: String,
+    /// From.
+    pub from: String,
+    /// To.
+    pub to: String,
+}
+
+impl TransitionFailure {
+    fn from_rejection(r: TransitionRejection) -> Self {
+        match r {
+            TransitionRejection::NotAllowed { from, to, allowed } => TransitionFailure {
+                code: "INVALID_TRANSITION".into(),
+                message: format!(
+                    "an order in {from} cannot move to {to} (it can move to: {})",
+                    if allowed.is_empty() {
+                        "nothing, it is final".to_owned()
+                    } else {
+                        allowed.join(", ")
+                    }
+                ),
+                from,
+                to,
+            },
+            TransitionRejection::Vetoed { veto, .. } => TransitionFailure {
+                code: veto.code,
+                message: veto.message,
+                from: String::new(),
+                to: String::new(),
+            },
+        }
+    }
+}
+
+/// A filter over orders (staff, company users and reps).
+#[derive(Debug, Clone, Default)]
+pub struct OrderFilter {
+    /// In this state.
+    pub state: Option<String>,
+    /// Of this company (or, for company users, within their subtree).
+    pub company_id: Option<Uuid>,
+    /// Of this customer.
+    pub customer_id: Option<Uuid>,
+    /// With this code.
+    pub code: Option<String>,
+    /// With this purchase-order number.
+    pub po_number: Option<String>,
+    /// Placed at or after.
+    pub placed_from: Option<chrono::DateTime<Utc>>,
+    /// Placed before.
+    pub placed_until: Option<chrono::DateTime<Utc>>,
+}
 
 /// Orders and their process.
 #[derive(Clone)]
 pub struct OrdersService {
-    #[allow(dead_code)]
     core: Core,
     process: Arc<ProcessGraph>,
+    strategies: Strategies,
+    cart: CartService,
+    pricing: PricingService,
+    companies: CompaniesService,
+    tenants: TenantService,
+}
+
+fn actor_of(caller: &Caller) -> Actor {
+    match &caller.principal {
+        Principal::Staff { id, .. } => Actor::Staff(*id),
+        Principal::Customer {
+            id, acting_staff, ..
+        } => Actor::Customer {
+            id: *id,
+            acting_staff: *acting_staff,
+        },
+        Principal::ApiKey { .. } | Principal::Storefront => Actor::System,
+    }
+}
+
+fn money(amount: i64, currency: &str) -> Money {
+    Money::new(amount, currency.parse().unwrap_or(CurrencyCode::EUR))
+}
+
+fn snapshot(o: &order::Model, paid: i64) -> OrderSnapshot {
+    OrderSnapshot {
+        id: o.id,
+        code: o.code.clone(),
+        state: o.state.clone(),
+        customer_id: o.customer_id,
+        company_id: o.company_id,
+        line_count: o.line_count,
+        total: money(o.total, &o.currency),
+        payment_method: o.payment_method.clone(),
+        paid: money(paid, &o.currency),
+        shipped_quantity: 0,
+        total_quantity: o.total_quantity,
+    }
+}
+
+/// The address of a company location.
+fn location_address(l: &crate::companies::entity::location::Model) -> PostalAddress {
+    PostalAddress {
+        street_line1: l.street_line1.clone(),
+        street_line2: l.street_line2.clone(),
+        city: l.city.clone(),
+        postal_code: l.postal_code.clone(),
+        region: l.region.clone(),
+        country_code: l.country_code.clone(),
+    }
 }
 
 impl OrdersService {
     /// The service over the merged order process of `strategies`; a process graph that does
     /// not validate is an error naming the process and the state (the engine does not boot).
-    pub fn new(core: Core, strategies: &Strategies) -> Result<Self, ProcessError> {
+    pub fn new(
+        core: Core,
+        strategies: &Strategies,
+        cart: CartService,
+        pricing: PricingService,
+        companies: CompaniesService,
+        tenants: TenantService,
+    ) -> Result<Self, ProcessError> {
         Ok(OrdersService {
             core,
             process: Arc::new(ProcessGraph::merge(&strategies.order_process)?),
+            strategies: strategies.clone(),
+            cart,
+            pricing,
+            companies,
+            tenants,
         })
     }
 
@@ -28,4 +258,968 @@ impl OrdersService {
     pub fn process(&self) -> &ProcessGraph {
         &self.process
     }
+
+    /// The payment methods offered to the caller for their cart, with why the others are not.
+    pub fn payment_handler(&self, code: &str) -> Option<Arc<dyn PaymentMethodHandler>> {
+        self.strategies
+            .payments
+            .iter()
+            .find(|h| h.code() == code)
+            .cloned()
+    }
+
+    /// All configured payment methods.
+    pub fn payment_handlers(&self) -> &[Arc<dyn PaymentMethodHandler>] {
+        &self.strategies.payments
+    }
+
+    /// The payment context of a buyer for an amount.
+    pub fn payment_context(buyer: &Buyer, amount: Money) -> PaymentContext {
+        PaymentContext {
+            amount,
+            company_id: buyer.company,
+            payment_terms: buyer.payment_terms.clone(),
+            credit: buyer.credit.map(|(_, limit, exposure)| (limit, exposure)),
+        }
+    }
+
+    /// Moves `order` to `to` if the process allows it and no guard vetoes it: records the
+    /// transition (who, when, why) and a `vectis.order.state_changed` event, plus what the
+    /// hooks ask for. The caller holds the order's lock.
+    async fn transition(
+        &self,
+        uow: &mut UnitOfWork,
+        order: &order::Model,
+        paid: i64,
+        to: &str,
+        actor: &Actor,
+        reason: Option<&str>,
+    ) -> AppResult<Result<order::Model, TransitionFailure>> {
+        self.transition_with(uow, order, paid, to, actor, reason, Vec::new(), None)
+            .await
+    }
+
+    /// [`Self::transition`] that also writes `more` columns and records `event` (its data
+    /// completed with the transition) instead of `vectis.order.state_changed`: one change,
+    /// one event, one sequence number.
+    #[allow(clippy::too_many_arguments)]
+    async fn transition_with(
+        &self,
+        uow: &mut UnitOfWork,
+        order: &order::Model,
+        paid: i64,
+        to: &str,
+        actor: &Actor,
+        reason: Option<&str>,
+        more: Vec<(order::Column, Expr)>,
+        event: Option<(&'static str, serde_json::Value)>,
+    ) -> AppResult<Result<order::Model, TransitionFailure>> {
+        let snap = snapshot(order, paid);
+        let ctx = TransitionContext {
+            order: &snap,
+            from: &order.state,
+            to,
+            actor,
+            reason,
+        };
+        if let Err(rejection) = self.process.check(&ctx) {
+            let mut failure = TransitionFailure::from_rejection(rejection);
+            failure.from = order.state.clone();
+            failure.to = to.to_owned();
+            return Ok(Err(failure));
+        }
+        let hooks = self.process.after(&ctx);
+        let updated = self.cart.set_state_in(uow, order.id, to, more).await?;
+        let now = Utc::now();
+        let (actor_id, acting) = match actor {
+            Actor::Staff(id) => (Some(*id), None),
+            Actor::Customer { id, acting_staff } => (Some(*id), *acting_staff),
+            Actor::System => (None, None),
+        };
+        transition::Entity::insert(transition::ActiveModel {
+            id: Set(Uuid::now_v7()),
+            tenant_id: Set(uow.tenant().0),
+            created_at: Set(now),
+            updated_at: Set(now),
+            order_id: Set(order.id),
+            from_state: Set(order.state.clone()),
+            to_state: Set(to.to_owned()),
+            actor_id: Set(actor_id),
+            acting_staff_id: Set(acting),
+            reason: Set(reason.map(|r| r.chars().take(500).collect())),
+        })
+        .exec_without_returning(uow.tx())
+        .await?;
+        let (event_type, mut data) = event.unwrap_or((
+            "vectis.order.state_changed",
+            json!({ "orderId": order.id, "code": updated.code, "reason": reason,
+                    "companyId": order.company_id, "customerId": order.customer_id }),
+        ));
+        if let Some(obj) = data.as_object_mut() {
+            obj.insert("from".into(), json!(order.state));
+            obj.insert("to".into(), json!(to));
+        }
+        uow.record(DomainEvent::new(
+            uow.tenant(),
+            "order",
+            order.id,
+            updated.version,
+            event_type,
+            data,
+        ));
+        // Each hook event is a change of its own (its own sequence number).
+        let mut updated = updated;
+        for h in hooks {
+            updated = uow
+                .change::<order::Entity>(order.id, Vec::new(), h.event_type, |_| h.data)
+                .await?;
+        }
+        Ok(Ok(updated))
+    }
+
+    /// The next order code of the tenant: one atomic increment of its sequence.
+    async fn next_code(&self, uow: &UnitOfWork) -> AppResult<String> {
+        let backend = self.core.db.backend();
+        let sql = if backend == DbBackend::Postgres {
+            "INSERT INTO order_sequences (tenant_id, next) VALUES ($1, 1) \
+             ON CONFLICT (tenant_id) DO UPDATE SET next = order_sequences.next + 1 RETURNING next"
+        } else {
+            "INSERT INTO order_sequences (tenant_id, next) VALUES (?, 1) \
+             ON CONFLICT (tenant_id) DO UPDATE SET next = order_sequences.next + 1 RETURNING next"
+        };
+        let row = uow
+            .tx()
+            .query_one_raw(Statement::from_sql_and_values(
+                backend,
+                sql,
+                [uow.tenant().0.into()],
+            ))
+            .await?
+            .ok_or_else(|| AppError::Internal(anyhow::anyhow!("no order sequence")))?;
+        let sequence: i64 = row.try_get("", "next")?;
+        let tenant = self
+            .tenants
+            .by_id(uow.tenant())
+            .await?
+            .map(|t| t.slug)
+            .unwrap_or_default();
+        Ok(self.strategies.order_code.code(&OrderCodeContext {
+            tenant: &tenant,
+            year: Utc::now().year(),
+            sequence,
+        }))
+    }
+
+    /// Places the caller's cart as an order. Expected failures are outcomes; nothing changes
+    /// with them (a declined card leaves the cart as it was).
+    pub async fn place(
+        &self,
+        caller: &Caller,
+        token: Option<&str>,
+        input: PlaceInput,
+    ) -> AppResult<PlaceOutcome> {
+        if let Some(po) = &input.po_number
+            && (po.trim().is_empty() || po.chars().count() > 100)
+        {
+            return Err(AppError::validation(
+                "purchaseOrderNumber",
+                "must be 1-100 characters",
+            ));
+        }
+        if let Some(key) = &input.idempotency_key
+            && (key.is_empty() || key.len() > 150)
+        {
+            return Err(AppError::validation(
+                "idempotencyKey",
+                "must be 1-150 characters",
+            ));
+        }
+        let shipping_address = input
+            .shipping_address
+            .clone()
+            .map(|a| a.validated())
+            .transpose()?;
+        let billing_address = input
+            .billing_address
+            .clone()
+            .map(|a| a.validated())
+            .transpose()?;
+        let email = input
+            .email
+            .as_deref()
+            .map(|e| crate::auth::normalize_email("email", e))
+            .transpose()?;
+        let buyer = self.pricing.buyer(caller).await?;
+        let actor = actor_of(caller);
+        let client_key = input
+            .idempotency_key
+            .as_ref()
+            .map(|k| format!("client:{}:{k}", caller.actor().unwrap_or_default()));
+
+        let mut uow = self.core.begin_for(caller).await?;
+        if let Some(key) = &client_key
+            && let Some(done) = self.cart.order_by_idempotency_key_in(&uow, key).await?
+        {
+            return Ok(PlaceOutcome::Placed(Box::new(done)));
+        }
+        // The same cart at the same version places one order, however often it is submitted:
+        // its key names the caller's cart key, the cart and the version.
+        let cart_of = CartService::cart_key_of(caller, token)?.map(|k| crate::kernel::hash_key(&k));
+        let Some(mut cart) = self.cart.lock_active_in(&uow, caller, token).await? else {
+            if let Some(done) = self.already_placed_by(&uow, client_key.as_deref()).await? {
+                return Ok(PlaceOutcome::Placed(Box::new(done)));
+            }
+            if let (Some(v), Some(of)) = (input.expected_version, &cart_of)
+                && let Some(done) = self.cart.order_by_version_key_in(&uow, of, v).await?
+            {
+                return Ok(PlaceOutcome::Placed(Box::new(done)));
+            }
+            return Ok(PlaceOutcome::EmptyCart);
+        };
+        let version_key = match (input.expected_version, &cart_of) {
+            (Some(v), Some(of)) => Some(format!("cart:{of}:{}:{v}", cart.id.simple())),
+            _ => None,
+        };
+        if let Some(expected) = input.expected_version
+            && expected != cart.version
+        {
+            if let Some(of) = &cart_of
+                && let Some(done) = self
+                    .cart
+                    .order_by_version_key_in(&uow, of, expected)
+                    .await?
+            {
+                return Ok(PlaceOutcome::Placed(Box::new(done)));
+            }
+            return Ok(PlaceOutcome::CartChanged {
+                version: cart.version,
+            });
+        }
+        if cart.state != state::CART {
+            return Err(AppError::Rejected {
+                code: "CART_LOCKED",
+                message: "the cart is being checked out; try again in a moment".into(),
+            });
+        }
+        if cart.line_count == 0 {
+            return Ok(PlaceOutcome::EmptyCart);
+        }
+        // Addresses: given, else the cart's, else the buyer's company location.
+        let location = buyer.location.as_ref().map(location_address);
+        let ship_to = shipping_address
+            .or_else(|| CartService::address_of(&cart))
+            .or_else(|| location.clone());
+        let Some(ship_to) = ship_to else {
+            return Ok(PlaceOutcome::MissingAddress {
+                field: "shippingAddress",
+                message: "give a shipping address".into(),
+            });
+        };
+        let bill_to = billing_address
+            .or(location)
+            .unwrap_or_else(|| ship_to.clone());
+        let guest = matches!(caller.principal, Principal::Storefront);
+        if guest && email.is_none() {
+            return Ok(PlaceOutcome::MissingAddress {
+                field: "email",
+                message: "guests give an email for the order confirmation".into(),
+            });
+        }
+        CartService::ship_to(&mut cart, &ship_to)?;
+        if let Some(method) = &input.shipping_method {
+            cart.shipping_method = Some(method.clone());
+        }
+        // Prices may have changed since the lines were added.
+        let changes = self
+            .cart
+            .reprice_in(&uow, &buyer, &cart, input.accept_price_changes)
+            .await?;
+        if !changes.is_empty() && !input.accept_price_changes {
+            return Ok(PlaceOutcome::PriceChanged(changes));
+        }
+        let cart = self.cart.totals_in(&mut uow, &buyer, &cart).await?;
+        if cart.line_count == 0 {
+            return Ok(PlaceOutcome::EmptyCart);
+        }
+        let offered = self.cart.shipping_methods(&cart)?;
+        if !offered.is_empty()
+            && !cart
+                .shipping_method
+                .as_ref()
+                .is_some_and(|m| offered.iter().any(|q| &q.code == m))
+        {
+            return Ok(PlaceOutcome::ShippingMethod {
+                message: format!(
+                    "choose a shipping method (offered: {})",
+                    offered
+                        .iter()
+                        .map(|q| q.code.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            });
+        }
+        let total = money(cart.total, &cart.currency);
+        let Some(handler) = self.payment_handler(&input.payment_method) else {
+            return Ok(PlaceOutcome::PaymentMethod {
+                code: "PAYMENT_METHOD_UNKNOWN",
+                message: format!("there is no payment method `{}`", input.payment_method),
+            });
+        };
+        // On account, the credit limit is the engine's to check (again atomically below).
+        if handler.kind() == PaymentKind::OnAccount
+            && let Some((_, limit, exposure)) = buyer.credit
+            && exposure.amount.saturating_add(cart.total) > limit.amount
+        {
+            return Ok(PlaceOutcome::CreditLimitExceeded {
+                available: Money::new((limit.amount - exposure.amount).max(0), limit.currency),
+            });
+        }
+        if let Err(message) = handler.eligible(&Self::payment_context(&buyer, total)) {
+            return Ok(PlaceOutcome::PaymentMethod {
+                code: "PAYMENT_METHOD_NOT_ELIGIBLE",
+                message,
+            });
+        }
+        let cart = match self
+            .transition(&mut uow, &cart, 0, state::ARRANGING_PAYMENT, &actor, None)
+            .await?
+        {
+            Ok(c) => c,
+            Err(f) => return Ok(PlaceOutcome::Transition(f)),
+        };
+        let key = client_key.or(version_key).unwrap_or_else(|| {
+            format!(
+                "cart:{}:{}:{}",
+                cart_of.clone().unwrap_or_default(),
+                cart.id.simple(),
+                cart.version
+            )
+        });
+        let placement = |code: String| Placement {
+            code,
+            placed_at: Utc::now(),
+            shipping_address: ship_to.clone(),
+            billing_address: bill_to.clone(),
+            po_number: input.po_number.clone(),
+            payment_method: handler.code().to_owned(),
+            idempotency_key: key.clone(),
+            email: email.clone(),
+        };
+        let payment_id = Uuid::now_v7();
+        match handler.kind() {
+            PaymentKind::OnAccount => {
+                // The credit reservation: one conditional update on the limit's holder.
+                if let Some((holder, limit, exposure)) = buyer.credit
+                    && !CompaniesService::reserve_credit_in(
+                        uow.tx(),
+                        caller.tenant,
+                        holder,
+                        cart.total,
+                    )
+                    .await?
+                {
+                    let available = (limit.amount - exposure.amount).max(0);
+                    return Ok(PlaceOutcome::CreditLimitExceeded {
+                        available: Money::new(available, limit.currency),
+                    });
+                }
+                let days = buyer.payment_terms.as_deref().and_then(term_days);
+                let outcome = handler
+                    .authorize(&PaymentRequest {
+                        idempotency_key: payment_id,
+                        order_id: cart.id,
+                        order_code: None,
+                        amount: total,
+                        metadata: json!({ "termDays": days }),
+                        transaction_id: None,
+                    })
+                    .await
+                    .map_err(|e| AppError::Internal(anyhow::anyhow!("invoice: {e}")))?;
+                let due = match outcome {
+                    PaymentOutcome::Authorized { due_in_days, .. } => due_in_days.or(days),
+                    _ => days,
+                };
+                self.insert_payment(
+                    &uow,
+                    payment_id,
+                    &cart,
+                    handler.code(),
+                    payment_state::AUTHORIZED,
+                    json!({ "termDays": days, "creditHolder": buyer.credit.map(|c| c.0) }),
+                    due.map(|d| Utc::now() + Duration::days(d)),
+                )
+                .await?;
+                let placed = self
+                    .finish_placement(&mut uow, cart, &actor, &placement, payment_id)
+                    .await?;
+                match placed {
+                    Ok(order) => {
+                        uow.commit().await?;
+                        Ok(PlaceOutcome::Placed(Box::new(order)))
+                    }
+                    Err(f) => Ok(PlaceOutcome::Transition(f)),
+                }
+            }
+            PaymentKind::Provider => {
+                // Record the intent and commit: nothing waits on the provider in a transaction.
+                self.insert_payment(
+                    &uow,
+                    payment_id,
+                    &cart,
+                    handler.code(),
+                    payment_state::PENDING,
+                    input.payment_metadata.clone(),
+                    None,
+                )
+                .await?;
+                uow.commit().await?;
+                let outcome = handler
+                    .authorize(&PaymentRequest {
+                        idempotency_key: payment_id,
+                        order_id: cart.id,
+                        order_code: None,
+                        amount: total,
+                        metadata: input.payment_metadata.clone(),
+                        transaction_id: None,
+                    })
+                    .await;
+                let mut uow = self.core.begin_for(caller).await?;
+                let cart_id = cart.id;
+                let cart =
+                    crate::db::lock::lock::<order::Entity, _>(uow.tx(), caller.tenant, cart.id)
+                        .await?
+                        .ok_or_else(|| AppError::not_found("Order", cart.id))?;
+                let (declined, message, transaction_id) = match outcome {
+                    Ok(PaymentOutcome::Authorized { transaction_id, .. })
+                    | Ok(PaymentOutcome::Settled { transaction_id }) => {
+                        (None, None, transaction_id)
+                    }
+                    Ok(PaymentOutcome::Declined { message }) => {
+                        (Some(payment_state::DECLINED), Some(message), None)
+                    }
+                    Ok(PaymentOutcome::Done) => (None, None, None),
+                    Err(e) => {
+                        tracing::warn!(payment = %payment_id, error = %e, "payment provider");
+                        (
+                            Some(payment_state::FAILED),
+                            Some("the payment provider did not answer; nothing was charged".into()),
+                            None,
+                        )
+                    }
+                };
+                if let Some(failed) = declined {
+                    let message = message.unwrap_or_default();
+                    self.update_payment(&mut uow, payment_id, failed, None, Some(&message))
+                        .await?;
+                    // Back to an editable cart.
+                    let event = json!({ "orderId": cart.id, "paymentId": payment_id,
+                                        "method": handler.code(), "state": failed, "message": message });
+                    if let Err(f) = self
+                        .transition_with(
+                            &mut uow,
+                            &cart,
+                            0,
+                            state::CART,
+                            &Actor::System,
+                            Some(&message),
+                            Vec::new(),
+                            Some(("vectis.order.payment_declined", event)),
+                        )
+                        .await?
+                    {
+                        return Ok(PlaceOutcome::Transition(f));
+                    }
+                    uow.commit().await?;
+                    return Ok(PlaceOutcome::PaymentDeclined { message });
+                }
+                self.update_payment(
+                    &mut uow,
+                    payment_id,
+                    payment_state::AUTHORIZED,
+                    transaction_id,
+                    None,
+                )
+                .await?;
+                match self
+                    .finish_placement(&mut uow, cart, &actor, &placement, payment_id)
+                    .await?
+                {
+                    Ok(order) => {
+                        uow.commit().await?;
+                        Ok(PlaceOutcome::Placed(Box::new(order)))
+                    }
+                    Err(f) => {
+                        drop(uow);
+                        // Not placed after all: release what the provider authorised.
+                        let _ = handler
+                            .cancel(&PaymentRequest {
+                                idempotency_key: payment_id,
+                                order_id: cart_id,
+                                order_code: None,
+                                amount: total,
+                                metadata: input.payment_metadata.clone(),
+                                transaction_id: None,
+                            })
+                            .await;
+                        Ok(PlaceOutcome::Transition(f))
+                    }
+                }
+            }
+        }
+    }
+
+    async fn already_placed_by(
+        &self,
+        uow: &UnitOfWork,
+        key: Option<&str>,
+    ) -> AppResult<Option<order::Model>> {
+        match key {
+            Some(key) => self.cart.order_by_idempotency_key_in(uow, key).await,
+            None => Ok(None),
+        }
+    }
+
+    /// From `ArrangingPayment` to `Placed` (or `PendingApproval` when the approval guard asks
+    /// for it), frozen with its code, then `PaymentAuthorized`.
+    async fn finish_placement(
+        &self,
+        uow: &mut UnitOfWork,
+        cart: order::Model,
+        actor: &Actor,
+        placement: &(dyn Fn(String) -> Placement + Sync),
+        payment_id: Uuid,
+    ) -> AppResult<Result<order::Model, TransitionFailure>> {
+        let code = self.next_code(uow).await?;
+        let mut target = state::PLACED;
+        let probe = order::Model {
+            code: Some(code.clone()),
+            ..cart.clone()
+        };
+        let snap = snapshot(&probe, 0);
+        let check = self.process.check(&TransitionContext {
+            order: &snap,
+            from: &cart.state,
+            to: state::PLACED,
+            actor,
+            reason: None,
+        });
+        if let Err(TransitionRejection::Vetoed { veto, .. }) = &check
+            && veto.code == APPROVAL_REQUIRED
+            && self.process.allows(&cart.state, state::PENDING_APPROVAL)
+        {
+            target = state::PENDING_APPROVAL;
+        }
+        // The frozen order (code, addresses, payment method, key) in the change that places it.
+        let frozen = CartService::placement_sets(placement(code.clone()))?;
+        let placed_event = json!({ "orderId": cart.id, "code": code, "customerId": cart.customer_id,
+            "companyId": cart.company_id, "locationId": cart.location_id, "lineCount": cart.line_count,
+            "currency": cart.currency, "total": cart.total, "state": target,
+            "paymentMethod": placement(code.clone()).payment_method,
+            "poNumber": placement(code.clone()).po_number, "placedAt": Utc::now() });
+        let placed = match self
+            .transition_with(
+                uow,
+                &cart,
+                0,
+                target,
+                actor,
+                None,
+                frozen,
+                Some(("vectis.order.placed", placed_event)),
+            )
+            .await?
+        {
+            Ok(o) => o,
+            Err(f) => return Ok(Err(f)),
+        };
+        if target == state::PENDING_APPROVAL {
+            return Ok(Ok(placed));
+        }
+        let event = json!({ "orderId": placed.id, "code": placed.code, "paymentId": payment_id,
+                            "method": placed.payment_method, "amount": placed.total,
+                            "currency": placed.currency });
+        match self
+            .transition_with(
+                uow,
+                &placed,
+                placed.total,
+                state::PAYMENT_AUTHORIZED,
+                actor,
+                None,
+                Vec::new(),
+                Some(("vectis.order.payment_authorized", event)),
+            )
+            .await?
+        {
+            Ok(o) => Ok(Ok(o)),
+            // A process without that step keeps the order placed.
+            Err(_) => Ok(Ok(placed)),
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn insert_payment(
+        &self,
+        uow: &UnitOfWork,
+        id: Uuid,
+        order: &order::Model,
+        method: &str,
+        state: &str,
+        metadata: serde_json::Value,
+        due_at: Option<chrono::DateTime<Utc>>,
+    ) -> AppResult<()> {
+        let now = Utc::now();
+        payment::Entity::insert(payment::ActiveModel {
+            id: Set(id),
+            tenant_id: Set(uow.tenant().0),
+            created_at: Set(now),
+            updated_at: Set(now),
+            order_id: Set(order.id),
+            method: Set(method.to_owned()),
+            state: Set(state.to_owned()),
+            currency: Set(order.currency.clone()),
+            amount: Set(order.total),
+            settled_amount: Set(0),
+            refunded_amount: Set(0),
+            transaction_id: Set(None),
+            metadata: Set(redact_card(&metadata).to_string()),
+            message: Set(None),
+            due_at: Set(due_at),
+            version: Set(1),
+        })
+        .exec_without_returning(uow.tx())
+        .await?;
+        Ok(())
+    }
+
+    async fn update_payment(
+        &self,
+        uow: &mut UnitOfWork,
+        id: Uuid,
+        state: &str,
+        transaction_id: Option<String>,
+        message: Option<&str>,
+    ) -> AppResult<payment::Model> {
+        let mut sets = vec![(payment::Column::State, Expr::value(state.to_owned()))];
+        if let Some(t) = transaction_id {
+            sets.push((payment::Column::TransactionId, Expr::value(t)));
+        }
+        if let Some(m) = message {
+            sets.push((
+                payment::Column::Message,
+                Expr::value(m.chars().take(500).collect::<String>()),
+            ));
+        }
+        uow.bump::<payment::Entity>(id, sets, "Payment").await
+    }
+
+    /// Cancels an order before anything shipped: the buyer (their own), a company user with
+    /// `PLACE_ORDERS` in the order's company subtree, or staff with `ORDER_WRITE`. Invoices
+    /// release their credit reservation; authorised payments are cancelled.
+    pub async fn cancel(
+        &self,
+        caller: &Caller,
+        id: Uuid,
+        reason: Option<String>,
+    ) -> AppResult<Result<order::Model, TransitionFailure>> {
+        let reason = reason
+            .map(|r| r.trim().to_owned())
+            .filter(|r| !r.is_empty());
+        if reason.as_ref().is_some_and(|r| r.chars().count() > 500) {
+            return Err(AppError::validation(
+                "reason",
+                "is longer than 500 characters",
+            ));
+        }
+        match &caller.principal {
+            Principal::Storefront => {
+                return Err(AppError::Unauthenticated("log in to cancel orders".into()));
+            }
+            Principal::Staff { .. } | Principal::ApiKey { .. } => {
+                caller.require(Permission::OrderWrite)?;
+            }
+            Principal::Customer { .. } => {}
+        }
+        let mut uow = self.core.begin_for(caller).await?;
+        let order = crate::db::lock::lock::<order::Entity, _>(uow.tx(), caller.tenant, id)
+            .await?
+            .filter(|o| o.state != state::CART)
+            .ok_or_else(|| AppError::not_found("Order", id))?;
+        self.authorize(uow.tx(), caller, &order, true).await?;
+        let payments = self
+            .payments_in(uow.tx(), caller.tenant, vec![order.id])
+            .await?;
+        let paid: i64 = payments
+            .iter()
+            .filter(|p| p.state == payment_state::AUTHORIZED || p.state == payment_state::SETTLED)
+            .map(|p| p.amount)
+            .sum();
+        let cancelled = match self
+            .transition(
+                &mut uow,
+                &order,
+                paid,
+                state::CANCELLED,
+                &actor_of(caller),
+                reason.as_deref(),
+            )
+            .await?
+        {
+            Ok(o) => o,
+            Err(f) => return Ok(Err(f)),
+        };
+        for p in payments
+            .iter()
+            .filter(|p| p.state == payment_state::AUTHORIZED)
+        {
+            if let Some(handler) = self.payment_handler(&p.method)
+                && handler.kind() == PaymentKind::OnAccount
+            {
+                let holder: Option<Uuid> = serde_json::from_str::<serde_json::Value>(&p.metadata)
+                    .ok()
+                    .and_then(|m| {
+                        m.get("creditHolder")
+                            .and_then(|h| h.as_str())
+                            .map(str::to_owned)
+                    })
+                    .and_then(|h| Uuid::parse_str(&h).ok());
+                if let Some(holder) = holder {
+                    CompaniesService::release_credit_in(uow.tx(), caller.tenant, holder, p.amount)
+                        .await?;
+                }
+            }
+            self.update_payment(&mut uow, p.id, payment_state::CANCELLED, None, None)
+                .await?;
+        }
+        uow.commit().await?;
+        Ok(Ok(cancelled))
+    }
+
+    /// Whether `caller` may see (or, with `change`, cancel) `order`: its buyer, a company user
+    /// with `VIEW_ORDERS` (`PLACE_ORDERS` to change) in the order company's subtree, a sales rep
+    /// assigned to the company, staff with `ORDER_READ` (`ORDER_WRITE`). Others get `NOT_FOUND`.
+    pub async fn authorize<C: ConnectionTrait>(
+        &self,
+        tx: &C,
+        caller: &Caller,
+        order: &order::Model,
+        change: bool,
+    ) -> AppResult<()> {
+        let not_found = || AppError::not_found("Order", order.id);
+        match &caller.principal {
+            Principal::Staff { .. } | Principal::ApiKey { .. } => {
+                let need = if change {
+                    Permission::OrderWrite
+                } else {
+                    Permission::OrderRead
+                };
+                if caller.has(need) {
+                    return Ok(());
+                }
+                if !change
+                    && caller.has(Permission::Impersonate)
+                    && let (Some(staff), Some(company)) = (caller.staff_id(), order.company_id)
+                    && self
+                        .companies
+                        .rep_covers(caller.tenant, staff, company)
+                        .await?
+                {
+                    return Ok(());
+                }
+                Err(AppError::Forbidden(crate::auth::permission_name(need)))
+            }
+            Principal::Customer { id, membership, .. } => {
+                if order.customer_id == Some(*id) {
+                    return Ok(());
+                }
+                let (Some(m), Some(company)) = (membership, order.company_id) else {
+                    return Err(not_found());
+                };
+                let need = if change {
+                    CompanyPermission::PlaceOrders
+                } else {
+                    CompanyPermission::ViewOrders
+                };
+                if !m.can(need) {
+                    return Err(not_found());
+                }
+                if self
+                    .companies
+                    .within(tx, caller.tenant, m.company_id, company)
+                    .await?
+                {
+                    Ok(())
+                } else {
+                    Err(not_found())
+                }
+            }
+            Principal::Storefront => Err(AppError::Unauthenticated("log in to see orders".into())),
+        }
+    }
+
+    /// An order the caller may see (never a cart).
+    pub async fn order(&self, caller: &Caller, id: Uuid) -> AppResult<order::Model> {
+        let tx = self
+            .core
+            .db
+            .read(crate::db::Scope::Tenant(caller.tenant))
+            .await?;
+        let order = order::Entity::find_by_id(id)
+            .filter(order::Column::TenantId.eq(caller.tenant.0))
+            .filter(order::Column::State.ne(state::CART))
+            .one(&tx)
+            .await?
+            .ok_or_else(|| AppError::not_found("Order", id))?;
+        self.authorize(&tx, caller, &order, false).await?;
+        tx.commit().await?;
+        Ok(order)
+    }
+
+    /// A page of the orders the caller may see, newest first by placement: a customer's own
+    /// (`mine`), or for staff (`ORDER_READ`), company users (`VIEW_ORDERS`, their subtree) and
+    /// sales reps (their assigned companies) those matching `filter`.
+    pub async fn list(
+        &self,
+        caller: &Caller,
+        mine: bool,
+        filter: OrderFilter,
+        page: PageRequest,
+    ) -> AppResult<Page<order::Model>> {
+        let tenant = caller.tenant;
+        let backend = self.core.db.backend();
+        let tx = self.core.db.read(crate::db::Scope::Tenant(tenant)).await?;
+        let mut q = order::Entity::find()
+            .filter(order::Column::TenantId.eq(tenant.0))
+            .filter(order::Column::PlacedAt.is_not_null());
+        if mine {
+            let (customer, _) = caller.require_customer()?;
+            q = q.filter(order::Column::CustomerId.eq(customer));
+        } else {
+            match &caller.principal {
+                Principal::Staff { .. } | Principal::ApiKey { .. }
+                    if caller.has(Permission::OrderRead) => {}
+                Principal::Staff { id, .. } if caller.has(Permission::Impersonate) => {
+                    let companies = self.companies.covered_by_rep(&tx, tenant, *id).await?;
+                    q = q.filter(crate::db::id_in(
+                        backend,
+                        (order::Entity, order::Column::CompanyId),
+                        companies,
+                    ));
+                }
+                Principal::Customer {
+                    membership: Some(m),
+                    ..
+                } if m.can(CompanyPermission::ViewOrders) => {
+                    let companies = self.companies.subtree_of(&tx, tenant, m.company_id).await?;
+                    q = q.filter(crate::db::id_in(
+                        backend,
+                        (order::Entity, order::Column::CompanyId),
+                        companies,
+                    ));
+                }
+                Principal::Storefront => {
+                    return Err(AppError::Unauthenticated("log in to see orders".into()));
+                }
+                _ => return Err(AppError::Forbidden("ORDER_READ".into())),
+            }
+        }
+        if let Some(s) = &filter.state {
+            q = q.filter(order::Column::State.eq(s.clone()));
+        }
+        if let Some(c) = filter.company_id {
+            q = q.filter(order::Column::CompanyId.eq(c));
+        }
+        if let Some(c) = filter.customer_id {
+            q = q.filter(order::Column::CustomerId.eq(c));
+        }
+        if let Some(c) = &filter.code {
+            q = q.filter(order::Column::Code.eq(c.trim().to_owned()));
+        }
+        if let Some(p) = &filter.po_number {
+            q = q.filter(order::Column::PoNumber.eq(p.trim().to_owned()));
+        }
+        if let Some(from) = filter.placed_from {
+            q = q.filter(order::Column::PlacedAt.gte(from));
+        }
+        if let Some(until) = filter.placed_until {
+            q = q.filter(order::Column::PlacedAt.lt(until));
+        }
+        // Newest first: order ids are UUID v7, so id order is creation order.
+        if let Some(after) = page.after {
+            q = q.filter(order::Column::Id.lt(after));
+        }
+        let rows = sea_orm::QuerySelect::limit(q.order_by_desc(order::Column::Id), page.limit())
+            .all(&tx)
+            .await?;
+        tx.commit().await?;
+        Ok(page.page(rows, 0))
+    }
+
+    /// Payments of orders (for loaders and checks), oldest first.
+    pub async fn payments_in<C: ConnectionTrait>(
+        &self,
+        tx: &C,
+        tenant: TenantId,
+        orders: Vec<Uuid>,
+    ) -> AppResult<Vec<payment::Model>> {
+        let backend = self.core.db.backend();
+        Ok(payment::Entity::find()
+            .filter(payment::Column::TenantId.eq(tenant.0))
+            .filter(crate::db::id_in(
+                backend,
+                (payment::Entity, payment::Column::OrderId),
+                orders,
+            ))
+            .order_by_asc(payment::Column::Id)
+            .all(tx)
+            .await?)
+    }
+
+    /// Payments of orders in their own transaction.
+    pub async fn payments(
+        &self,
+        tenant: TenantId,
+        orders: Vec<Uuid>,
+    ) -> AppResult<Vec<payment::Model>> {
+        let tx = self.core.db.read(crate::db::Scope::Tenant(tenant)).await?;
+        let rows = self.payments_in(&tx, tenant, orders).await?;
+        tx.commit().await?;
+        Ok(rows)
+    }
+
+    /// Transitions of orders, oldest first.
+    pub async fn history(
+        &self,
+        tenant: TenantId,
+        orders: Vec<Uuid>,
+    ) -> AppResult<Vec<transition::Model>> {
+        let backend = self.core.db.backend();
+        let tx = self.core.db.read(crate::db::Scope::Tenant(tenant)).await?;
+        let rows = transition::Entity::find()
+            .filter(transition::Column::TenantId.eq(tenant.0))
+            .filter(crate::db::id_in(
+                backend,
+                (transition::Entity, transition::Column::OrderId),
+                orders,
+            ))
+            .order_by_asc(transition::Column::Id)
+            .all(&tx)
+            .await?;
+        tx.commit().await?;
+        Ok(rows)
+    }
+}
+
+/// Payment metadata as stored: card numbers keep their last four digits only.
+fn redact_card(metadata: &serde_json::Value) -> serde_json::Value {
+    let mut m = metadata.clone();
+    if let Some(card) = m.get_mut("cardNumber")
+        && let Some(number) = card.as_str()
+    {
+        let digits: String = number.chars().filter(char::is_ascii_digit).collect();
+        let last4 = &digits[digits.len().saturating_sub(4)..];
+        *card = json!(format!("…{last4}"));
+    }
+    m
 }

@@ -114,6 +114,10 @@ pub struct Buyer {
     pub vat_id: Option<String>,
     /// Tax exemption (the location's, else the company's effective one).
     pub tax_exempt: bool,
+    /// Payment terms code (the location's, else the company's effective one).
+    pub payment_terms: Option<String>,
+    /// The company whose credit limit applies (the nearest with one), its limit and exposure.
+    pub credit: Option<(Uuid, Money, Money)>,
 }
 
 impl Buyer {
@@ -411,6 +415,11 @@ impl PricingService {
                 buyer.customer_group = buyer.customer_group.or(effective.customer_group_id);
                 buyer.vat_id = effective.vat_id;
                 buyer.tax_exempt = effective.tax_exempt;
+                buyer.payment_terms = Some(effective.payment_terms.code().to_owned());
+                buyer.credit = effective
+                    .credit_holder
+                    .zip(effective.credit)
+                    .map(|(holder, (limit, exposure))| (holder, limit, exposure));
                 if let Some(location_id) = m.location_id {
                     let location = self
                         .companies
@@ -424,6 +433,9 @@ impl PricingService {
                         }
                         if let Some(exempt) = l.tax_exempt {
                             buyer.tax_exempt = exempt;
+                        }
+                        if let Some(terms) = &l.payment_terms {
+                            buyer.payment_terms = Some(terms.clone());
                         }
                         buyer.location_country = Some(l.country_code.clone());
                         buyer.location = Some(l);

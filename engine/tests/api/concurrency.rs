@@ -397,3 +397,157 @@ async fn one_time_tokens_are_redeemed_exactly_once() {
         "one member per invitation"
     );
 }
+
+const PLACE_ID: &str =
+    "mutation($i: PlaceOrderInput!) { placeOrder(input: $i) { __typename ... on Order { id } } }";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_double_submitted_order_is_placed_once() {
+    let t = parallel_app().await;
+    catalog(&t, 1, 10_000).await;
+    for round in 0..ROUNDS {
+        let (_, buyer) = crate::orders::b2b(
+            &t,
+            "NET30",
+            None,
+            &format!("buyer{round}@race.test"),
+            "buyer",
+        )
+        .await;
+        crate::orders::add(&t, &buyer, "S-0", 1).await;
+        let version =
+            t.ok(Some(&buyer), "{ cart { version } }", json!({})).await["cart"]["version"].clone();
+        let input = json!({ "paymentMethod": "invoice", "shippingMethod": "standard", "expectedVersion": version });
+        let results = race(PARALLEL, |_| {
+            call(
+                &t,
+                Some(buyer.clone()),
+                PLACE_ID,
+                json!({ "i": input.clone() }),
+            )
+        })
+        .await;
+        let ids: std::collections::HashSet<String> = results
+            .iter()
+            .map(|r| {
+                assert_eq!(r["data"]["placeOrder"]["__typename"], "Order", "{r}");
+                r["data"]["placeOrder"]["id"].as_str().unwrap().to_owned()
+            })
+            .collect();
+        assert_eq!(ids.len(), 1, "round {round}: one order for every caller");
+        let mine = t
+            .ok(
+                Some(&buyer),
+                "{ myOrders { edges { node { id } } } }",
+                json!({}),
+            )
+            .await;
+        assert_eq!(mine["myOrders"]["edges"].as_array().unwrap().len(), 1);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_orders_on_account_never_exceed_the_credit_limit() {
+    let t = parallel_app().await;
+    catalog(&t, 1, 10_000).await;
+    // One order costs 100.00 + 19.00 VAT + shipping; the limit fits exactly five.
+    let (company, first) =
+        crate::orders::b2b(&t, "NET30", Some(1_000_000_000), "probe@race.test", "buyer").await;
+    crate::orders::add(&t, &first, "S-0", 1).await;
+    let probe = crate::orders::place(
+        &t,
+        &first,
+        json!({ "paymentMethod": "invoice", "shippingMethod": "standard" }),
+    )
+    .await;
+    let cost = probe["totals"]["total"]["amount"].as_i64().unwrap();
+    t.ok(
+        Some(&t.a.admin),
+        "mutation($c: ID!, $l: Int64!) { updateCompany(id: $c, input: { settings: { creditLimit: { currency: \"EUR\", amount: $l } } }) { id } }",
+        json!({ "c": company, "l": cost * 6 }),
+    )
+    .await;
+    let mut buyers = Vec::new();
+    for i in 0..PARALLEL {
+        let b =
+            crate::support::company_user(&t, &company, &format!("b{i}@race.test"), "buyer").await;
+        crate::orders::add(&t, &b, "S-0", 1).await;
+        buyers.push(b);
+    }
+    let input = json!({ "paymentMethod": "invoice", "shippingMethod": "standard" });
+    let results = race(PARALLEL, |i| {
+        call(
+            &t,
+            Some(buyers[i].clone()),
+            PLACE_ID,
+            json!({ "i": input.clone() }),
+        )
+    })
+    .await;
+    let placed = results
+        .iter()
+        .filter(|r| r["data"]["placeOrder"]["__typename"] == "Order")
+        .count();
+    let refused = results
+        .iter()
+        .filter(|r| r["data"]["placeOrder"]["__typename"] == "CreditLimitExceededError")
+        .count();
+    assert_eq!(placed, 5, "{results:?}");
+    assert_eq!(refused, PARALLEL - 5);
+    let available = t
+        .ok(
+            Some(&t.a.admin),
+            "query($c: ID!) { company(id: $c) { effectiveSettings { availableCredit { amount } } } }",
+            json!({ "c": company }),
+        )
+        .await["company"]["effectiveSettings"]["availableCredit"]["amount"]
+        .as_i64()
+        .unwrap();
+    assert_eq!(available, 0, "six orders' worth reserved exactly");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_cancellations_of_one_order_cancel_it_once() {
+    let t = parallel_app().await;
+    catalog(&t, 1, 10_000).await;
+    let (company, buyer) =
+        crate::orders::b2b(&t, "NET30", Some(100_000_000), "c@race.test", "buyer").await;
+    for round in 0..ROUNDS {
+        crate::orders::add(&t, &buyer, "S-0", 1).await;
+        let order = crate::orders::place(
+            &t,
+            &buyer,
+            json!({ "paymentMethod": "invoice", "shippingMethod": "standard" }),
+        )
+        .await;
+        let id = order["id"].clone();
+        let results = race(PARALLEL, |_| {
+            call(
+                &t,
+                Some(buyer.clone()),
+                "mutation($id: ID!) { cancelOrder(id: $id) { __typename } }",
+                json!({ "id": id.clone() }),
+            )
+        })
+        .await;
+        let won = results
+            .iter()
+            .filter(|r| r["data"]["cancelOrder"]["__typename"] == "Order")
+            .count();
+        assert_eq!(won, 1, "round {round}: {results:?}");
+        assert!(results.iter().all(|r| r["errors"].is_null()), "{results:?}");
+    }
+    let available = t
+        .ok(
+            Some(&t.a.admin),
+            "query($c: ID!) { company(id: $c) { effectiveSettings { availableCredit { amount } } } }",
+            json!({ "c": company }),
+        )
+        .await["company"]["effectiveSettings"]["availableCredit"]["amount"]
+        .as_i64()
+        .unwrap();
+    assert_eq!(
+        available, 100_000_000,
+        "every reservation released exactly once"
+    );
+}

@@ -66,3 +66,584 @@ async fn the_merged_order_process_is_readable() {
     let anonymous = t.gql(None, "{ orderProcess { initial } }", json!({})).await;
     assert_eq!(crate::support::error_code(&anonymous), "UNAUTHENTICATED");
 }
+
+/// A company with payment terms, a credit limit (minor units, EUR) and a Berlin location,
+/// and a user of it with `role`; returns the company id and the user.
+pub async fn b2b(
+    t: &TestApp,
+    terms: &str,
+    credit: Option<i64>,
+    email: &str,
+    role: &str,
+) -> (String, vectis_engine::auth::Caller) {
+    let mut settings = json!({ "paymentTerms": terms });
+    if let Some(limit) = credit {
+        settings["creditLimit"] = json!({ "currency": "EUR", "amount": limit });
+    }
+    let company = t
+        .ok(
+            Some(&t.a.admin),
+            "mutation($s: CompanySettingsInput!) { createCompany(input: { name: \"Acme\", settings: $s }) { id } }",
+            json!({ "s": settings }),
+        )
+        .await["createCompany"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    t.ok(
+        Some(&t.a.admin),
+        "mutation($c: ID!) { saveCompanyLocation(companyId: $c, input: { name: \"Berlin HQ\", isBilling: true,
+            address: { streetLine1: \"Hauptstr. 1\", city: \"Berlin\", postalCode: \"10115\", countryCode: \"DE\" } }) { id } }",
+        json!({ "c": company }),
+    )
+    .await;
+    let user = crate::support::company_user(t, &company, email, role).await;
+    (company, user)
+}
+
+pub const PLACE: &str = "mutation($i: PlaceOrderInput!) { placeOrder(input: $i) { __typename
+    ... on Order { id code state placedAt paymentMethod purchaseOrderNumber lineCount companyId
+      totals { subtotal { amount } tax { amount } total { amount } }
+      shippingAddress { city countryCode } billingAddress { city }
+      history { from to actorId } payments { method state amount { amount } dueAt } }
+    ... on EmptyCartError { code message }
+    ... on CartChangedError { code message version }
+    ... on PriceChangedError { code message changes { sku oldUnitPrice { amount } newUnitPrice { amount } } }
+    ... on MissingAddressError { code message field }
+    ... on ShippingMethodError { code message }
+    ... on PaymentMethodError { code message }
+    ... on CreditLimitExceededError { code message available { amount } }
+    ... on PaymentDeclinedError { code message }
+    ... on TransitionError { code message fromState toState } } }";
+
+pub async fn add(t: &TestApp, caller: &vectis_engine::auth::Caller, sku: &str, quantity: i64) {
+    let r = t
+        .ok(
+            Some(caller),
+            "mutation($s: String!, $q: Int!) { addCartLines(lines: [{ sku: $s, quantity: $q }]) { applied errors { code } } }",
+            json!({ "s": sku, "q": quantity }),
+        )
+        .await;
+    assert_eq!(r["addCartLines"]["applied"], true, "{r}");
+}
+
+pub async fn place(
+    t: &TestApp,
+    caller: &vectis_engine::auth::Caller,
+    input: serde_json::Value,
+) -> serde_json::Value {
+    t.ok(Some(caller), PLACE, json!({ "i": input })).await["placeOrder"].clone()
+}
+
+fn invoice() -> serde_json::Value {
+    json!({ "paymentMethod": "invoice", "shippingMethod": "standard", "purchaseOrderNumber": "PO-4711" })
+}
+
+async fn available_credit(t: &TestApp, company: &str) -> i64 {
+    t.ok(
+        Some(&t.a.admin),
+        "query($c: ID!) { company(id: $c) { effectiveSettings { availableCredit { amount } } } }",
+        json!({ "c": company }),
+    )
+    .await["company"]["effectiveSettings"]["availableCredit"]["amount"]
+        .as_i64()
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_buyer_places_an_order_on_account_and_it_freezes_what_it_was_placed_with() {
+    let t = TestApp::new().await;
+    crate::cart::catalog(&t, 3, 10_000).await;
+    let (company, buyer) = b2b(&t, "NET30", Some(1_000_000), "buyer@acme.test", "buyer").await;
+    add(&t, &buyer, "S-0", 2).await;
+    add(&t, &buyer, "S-1", 1).await;
+    let before = available_credit(&t, &company).await;
+    let order = place(&t, &buyer, invoice()).await;
+    assert_eq!(order["__typename"], "Order", "{order}");
+    assert_eq!(order["state"], "PaymentAuthorized");
+    let year = chrono::Utc::now().format("%Y").to_string();
+    assert_eq!(order["code"], format!("VX-{year}-000001"));
+    assert_eq!(order["paymentMethod"], "invoice");
+    assert_eq!(order["purchaseOrderNumber"], "PO-4711");
+    assert_eq!(order["lineCount"], 2);
+    assert_eq!(order["companyId"], company);
+    assert_eq!(
+        order["shippingAddress"]["city"], "Berlin",
+        "from the company location"
+    );
+    assert_eq!(order["billingAddress"]["city"], "Berlin");
+    let total = order["totals"]["total"]["amount"].as_i64().unwrap();
+    assert_eq!(order["totals"]["subtotal"]["amount"], 30_000);
+    assert_eq!(
+        order["history"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|h| format!(
+                "{}>{}",
+                h["from"].as_str().unwrap(),
+                h["to"].as_str().unwrap()
+            ))
+            .collect::<Vec<_>>(),
+        vec![
+            "Cart>ArrangingPayment",
+            "ArrangingPayment>Placed",
+            "Placed>PaymentAuthorized"
+        ]
+    );
+    assert_eq!(
+        order["history"][0]["actorId"],
+        buyer.actor().unwrap().to_string()
+    );
+    assert_eq!(order["payments"][0]["state"], "Authorized");
+    assert_eq!(order["payments"][0]["amount"]["amount"], total);
+    assert!(order["payments"][0]["dueAt"].is_string(), "net 30");
+    assert_eq!(available_credit(&t, &company).await, before - total);
+
+    // The cart is gone; a new one starts with the next change.
+    let cart = t.ok(Some(&buyer), "{ cart { id } }", json!({})).await;
+    assert!(cart["cart"].is_null(), "{cart}");
+    // Later price changes do not touch the placed order.
+    let product = t
+        .ok(
+            Some(&t.a.admin),
+            "{ variantsBySku(skus: [\"S-0\"]) { product { id } } }",
+            json!({}),
+        )
+        .await["variantsBySku"][0]["product"]["id"]
+        .clone();
+    crate::support::upsert(
+        &t,
+        &t.a.admin,
+        vec![crate::support::variant(
+            product.as_str().unwrap(),
+            "S-0",
+            99_999,
+        )],
+    )
+    .await;
+    let read = t
+        .ok(
+            Some(&buyer),
+            "query($id: ID!) { order(id: $id) { totals { total { amount } } lines(first: 10) { nodes { quantity unitPrice { amount } variant { sku } } } } }",
+            json!({ "id": order["id"] }),
+        )
+        .await;
+    assert_eq!(read["order"]["totals"]["total"]["amount"], total);
+    assert_eq!(
+        read["order"]["lines"]["nodes"][0]["unitPrice"]["amount"],
+        10_000
+    );
+    assert_eq!(read["order"]["lines"]["nodes"][0]["variant"]["sku"], "S-0");
+    let mine = t
+        .ok(
+            Some(&buyer),
+            "{ myOrders { edges { node { code state } } } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(mine["myOrders"]["edges"][0]["node"]["code"], order["code"]);
+    for event in [
+        "vectis.order.placed",
+        "vectis.order.state_changed",
+        "vectis.order.payment_authorized",
+    ] {
+        crate::support::last_event(&t, event).await;
+    }
+}
+
+#[tokio::test]
+async fn placement_refuses_what_cannot_be_ordered_and_changes_nothing() {
+    let t = TestApp::new().await;
+    crate::cart::catalog(&t, 2, 10_000).await;
+    let (company, buyer) = b2b(&t, "NET30", Some(15_000), "buyer@acme.test", "buyer").await;
+    let before = t.outbox_count().await;
+    let r = place(&t, &buyer, invoice()).await;
+    assert_eq!(
+        (r["__typename"].as_str(), r["code"].as_str()),
+        (Some("EmptyCartError"), Some("EMPTY_CART"))
+    );
+    add(&t, &buyer, "S-0", 1).await;
+    let before = t.outbox_count().await.max(before);
+    for (input, typename, code) in [
+        (
+            json!({ "paymentMethod": "bitcoin", "shippingMethod": "standard" }),
+            "PaymentMethodError",
+            "PAYMENT_METHOD_UNKNOWN",
+        ),
+        (
+            json!({ "paymentMethod": "invoice", "shippingMethod": "teleport" }),
+            "ShippingMethodError",
+            "SHIPPING_METHOD_NOT_AVAILABLE",
+        ),
+        (
+            json!({ "paymentMethod": "invoice" }),
+            "ShippingMethodError",
+            "SHIPPING_METHOD_NOT_AVAILABLE",
+        ),
+    ] {
+        let r = place(&t, &buyer, input.clone()).await;
+        assert_eq!(r["__typename"], typename, "{input}: {r}");
+        assert_eq!(r["code"], code, "{input}: {r}");
+    }
+    // 100.00 + 19 % VAT + shipping exceeds a 150.00 limit? 119.00 + shipping fits; two units do not.
+    add(&t, &buyer, "S-1", 1).await;
+    let before = t.outbox_count().await.max(before);
+    let r = place(&t, &buyer, invoice()).await;
+    assert_eq!(r["__typename"], "CreditLimitExceededError", "{r}");
+    assert_eq!(r["available"]["amount"], 15_000);
+    assert_eq!(t.outbox_count().await, before, "nothing changed");
+    assert_eq!(available_credit(&t, &company).await, 15_000);
+    let cart = t
+        .ok(Some(&buyer), "{ cart { lineCount } }", json!({}))
+        .await;
+    assert_eq!(cart["cart"]["lineCount"], 2, "the cart is intact");
+
+    // Company users without PLACE_ORDERS cannot order; bad input is VALIDATION.
+    let viewer = crate::support::company_user(&t, &company, "viewer@acme.test", "viewer").await;
+    let before = t.outbox_count().await;
+    let r = t.gql(Some(&viewer), PLACE, json!({ "i": invoice() })).await;
+    assert_eq!(crate::support::error_code(&r), "FORBIDDEN", "{r}");
+    let r = t
+        .gql(
+            Some(&buyer),
+            PLACE,
+            json!({ "i": { "paymentMethod": "invoice", "purchaseOrderNumber": "" } }),
+        )
+        .await;
+    assert_eq!(crate::support::error_code(&r), "VALIDATION", "{r}");
+    let r = t
+        .gql(Some(&t.a.admin), PLACE, json!({ "i": invoice() }))
+        .await;
+    assert_eq!(
+        crate::support::error_code(&r),
+        "FORBIDDEN",
+        "staff have no cart: {r}"
+    );
+    assert_eq!(t.outbox_count().await, before, "nothing changed");
+}
+
+#[tokio::test]
+async fn changed_prices_are_reported_and_confirmed_not_charged_silently() {
+    let t = TestApp::new().await;
+    let skus = crate::cart::catalog(&t, 2, 10_000).await;
+    let (_, buyer) = b2b(&t, "NET30", None, "buyer@acme.test", "buyer").await;
+    add(&t, &buyer, &skus[0], 3).await;
+    add(&t, &buyer, &skus[1], 1).await;
+    let product = t
+        .ok(
+            Some(&t.a.admin),
+            "{ variantsBySku(skus: [\"S-0\"]) { product { id } } }",
+            json!({}),
+        )
+        .await["variantsBySku"][0]["product"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    crate::support::upsert(
+        &t,
+        &t.a.admin,
+        vec![crate::support::variant(&product, "S-0", 12_000)],
+    )
+    .await;
+    let r = place(&t, &buyer, invoice()).await;
+    assert_eq!(r["__typename"], "PriceChangedError", "{r}");
+    assert_eq!(
+        r["changes"],
+        json!([{ "sku": "S-0", "oldUnitPrice": { "amount": 10_000 }, "newUnitPrice": { "amount": 12_000 } }])
+    );
+    let cart = t
+        .ok(
+            Some(&buyer),
+            "{ cart { totals { subtotal { amount } } } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(
+        cart["cart"]["totals"]["subtotal"]["amount"], 40_000,
+        "unchanged until confirmed"
+    );
+    let mut confirmed = invoice();
+    confirmed["acceptPriceChanges"] = json!(true);
+    let r = place(&t, &buyer, confirmed).await;
+    assert_eq!(r["__typename"], "Order", "{r}");
+    assert_eq!(r["totals"]["subtotal"]["amount"], 46_000);
+}
+
+#[tokio::test]
+async fn cards_declined_leave_the_cart_and_guests_order_with_an_email() {
+    let t = TestApp::new().await;
+    crate::cart::catalog(&t, 1, 10_000).await;
+    let guest = t.a.storefront.clone();
+    let add_query =
+        "mutation { addCartLines(lines: [{ sku: \"S-0\", quantity: 1 }]) { cartToken } }";
+    let token = t.ok(Some(&guest), add_query, json!({})).await["addCartLines"]["cartToken"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let run = |input: serde_json::Value| {
+        let request = async_graphql::Request::new(PLACE)
+            .variables(async_graphql::Variables::from_json(json!({ "i": input })))
+            .data(vectis_engine::cart::CartToken(token.clone()));
+        let app = t.app.clone();
+        let guest = guest.clone();
+        async move {
+            let r = serde_json::to_value(app.execute(request, Some(guest)).await).unwrap();
+            r["data"]["placeOrder"].clone()
+        }
+    };
+    let address = json!({ "streetLine1": "Rue 1", "city": "Paris", "postalCode": "75001", "countryCode": "FR" });
+    let r = run(json!({ "paymentMethod": "test-card", "shippingMethod": "standard" })).await;
+    assert_eq!(
+        (r["__typename"].as_str(), r["field"].as_str()),
+        (Some("MissingAddressError"), Some("shippingAddress")),
+        "{r}"
+    );
+    let r = run(json!({ "paymentMethod": "test-card", "shippingMethod": "standard", "shippingAddress": address })).await;
+    assert_eq!(r["field"], "email", "{r}");
+    let r = run(json!({ "paymentMethod": "invoice", "shippingMethod": "standard", "shippingAddress": address, "email": "g@x.test" })).await;
+    assert_eq!(r["code"], "PAYMENT_METHOD_NOT_ELIGIBLE", "{r}");
+    let declined = json!({ "paymentMethod": "test-card", "shippingMethod": "standard", "shippingAddress": address,
+                           "email": "g@x.test", "paymentMetadata": { "cardNumber": "4000 0000 0000 0002" } });
+    let r = run(declined).await;
+    assert_eq!(r["__typename"], "PaymentDeclinedError", "{r}");
+    crate::support::last_event(&t, "vectis.order.payment_declined").await;
+    // The cart is back to editable.
+    let request =
+        async_graphql::Request::new(add_query).data(vectis_engine::cart::CartToken(token.clone()));
+    let again = serde_json::to_value(t.app.execute(request, Some(guest.clone())).await).unwrap();
+    assert!(again["errors"].is_null(), "{again}");
+    let r = run(json!({ "paymentMethod": "test-card", "shippingMethod": "standard", "shippingAddress": address,
+                        "email": "G@X.test", "paymentMetadata": { "cardNumber": "4242 4242 4242 4242" } })).await;
+    assert_eq!(r["__typename"], "Order", "{r}");
+    assert_eq!(r["state"], "PaymentAuthorized");
+    assert_eq!(
+        r["totals"]["subtotal"]["amount"], 20_000,
+        "with the line added after the decline"
+    );
+    let states: Vec<&str> = r["payments"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["state"].as_str().unwrap())
+        .collect();
+    assert_eq!(states, vec!["Declined", "Authorized"], "{r}");
+    assert_eq!(r["payments"][1]["method"], "test-card");
+}
+
+#[tokio::test]
+async fn a_repeated_placement_returns_the_first_order() {
+    let t = TestApp::new().await;
+    crate::cart::catalog(&t, 2, 10_000).await;
+    let (_, buyer) = b2b(&t, "NET30", None, "buyer@acme.test", "buyer").await;
+    add(&t, &buyer, "S-0", 1).await;
+    let version = t.ok(Some(&buyer), "{ cart { version } }", json!({})).await["cart"]["version"]
+        .as_i64()
+        .unwrap();
+    let mut input = invoice();
+    input["expectedVersion"] = json!(version);
+    let first = place(&t, &buyer, input.clone()).await;
+    assert_eq!(first["__typename"], "Order", "{first}");
+    let again = place(&t, &buyer, input.clone()).await;
+    assert_eq!(again["id"], first["id"], "{again}");
+    // With a new cart at another version, the old version still names the first order; the
+    // new cart's version places the new cart.
+    add(&t, &buyer, "S-1", 1).await;
+    add(&t, &buyer, "S-1", 1).await;
+    let r = place(&t, &buyer, input).await;
+    assert_eq!(r["id"], first["id"], "the first order again: {r}");
+    let now =
+        t.ok(Some(&buyer), "{ cart { version } }", json!({})).await["cart"]["version"].clone();
+    let mut current = invoice();
+    current["expectedVersion"] = now;
+    let second = place(&t, &buyer, current).await;
+    assert_eq!(second["__typename"], "Order", "{second}");
+    assert_ne!(second["id"], first["id"]);
+    add(&t, &buyer, "S-1", 1).await;
+    let mut stale = invoice();
+    stale["expectedVersion"] = json!(99);
+    let r = place(&t, &buyer, stale).await;
+    assert_eq!(r["__typename"], "CartChangedError", "{r}");
+
+    // Over HTTP with an Idempotency-Key header.
+    let token = t
+        .ok(
+            Some(&t.a.storefront),
+            "mutation { customerLogin(email: \"buyer@acme.test\", password: \"correct-horse-9\") { accessToken } }",
+            json!({}),
+        )
+        .await["customerLogin"]["accessToken"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let post = || {
+        axum::http::Request::post("/graphql")
+            .header("content-type", "application/json")
+            .header("authorization", format!("Bearer {token}"))
+            .header("idempotency-key", "checkout-42")
+            .body(axum::body::Body::from(
+                json!({ "query": PLACE, "variables": { "i": invoice() } }).to_string(),
+            ))
+            .unwrap()
+    };
+    let (_, _, one) = t.http(post()).await;
+    let (_, _, two) = t.http(post()).await;
+    assert_eq!(one["data"]["placeOrder"]["__typename"], "Order", "{one}");
+    assert_eq!(
+        one["data"]["placeOrder"]["id"], two["data"]["placeOrder"]["id"],
+        "{two}"
+    );
+    assert_ne!(one["data"]["placeOrder"]["id"], first["id"]);
+}
+
+const ORDER: &str = "query($id: ID!) { order(id: $id) { code state } }";
+
+#[tokio::test]
+async fn orders_are_seen_by_their_buyer_their_company_and_order_staff_only() {
+    let t = TestApp::new().await;
+    crate::cart::catalog(&t, 1, 10_000).await;
+    let (company, buyer) = b2b(&t, "NET30", None, "buyer@acme.test", "buyer").await;
+    let approver =
+        crate::support::company_user(&t, &company, "approver@acme.test", "approver").await;
+    let colleague = crate::support::company_user(&t, &company, "other@acme.test", "buyer").await;
+    let (_, stranger) = b2b(&t, "NET30", None, "buyer@globex.test", "buyer").await;
+    add(&t, &buyer, "S-0", 1).await;
+    let order = place(&t, &buyer, invoice()).await;
+    let id = order["id"].clone();
+    for who in [&buyer, &approver] {
+        let r = t.ok(Some(who), ORDER, json!({ "id": id })).await;
+        assert_eq!(r["order"]["code"], order["code"]);
+    }
+    let listed = t
+        .ok(
+            Some(&approver),
+            "{ orders { edges { node { code } } } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(listed["orders"]["edges"].as_array().unwrap().len(), 1);
+    // A buyer sees their own orders, not a colleague's; another company sees nothing.
+    let r = t.gql(Some(&colleague), ORDER, json!({ "id": id })).await;
+    assert_eq!(crate::support::error_code(&r), "NOT_FOUND", "{r}");
+    let r = t.gql(Some(&stranger), ORDER, json!({ "id": id })).await;
+    assert_eq!(crate::support::error_code(&r), "NOT_FOUND", "{r}");
+    let r = t
+        .gql(Some(&t.a.storefront), ORDER, json!({ "id": id }))
+        .await;
+    assert_eq!(crate::support::error_code(&r), "UNAUTHENTICATED", "{r}");
+    let nobody = t.a.staff(&[vectis_engine::auth::Permission::CatalogRead]);
+    let r = t.gql(Some(&nobody), ORDER, json!({ "id": id })).await;
+    assert_eq!(crate::support::error_code(&r), "FORBIDDEN", "{r}");
+    let r = t
+        .gql(
+            Some(&nobody),
+            "{ orders { edges { node { id } } } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(crate::support::error_code(&r), "FORBIDDEN", "{r}");
+    let manager =
+        t.a.staff(vectis_engine::auth::StaffRole::OrderManager.permissions());
+    let found = t
+        .ok(
+            Some(&manager),
+            "query($c: String!) { orders(filter: { code: $c, purchaseOrderNumber: \"PO-4711\" }) { edges { node { id } } } }",
+            json!({ "c": order["code"] }),
+        )
+        .await;
+    assert_eq!(found["orders"]["edges"][0]["node"]["id"], id);
+    // Another tenant's staff do not see it.
+    let other = t.tenant("globex").await;
+    let r = t.gql(Some(&other.admin), ORDER, json!({ "id": id })).await;
+    assert_eq!(crate::support::error_code(&r), "NOT_FOUND", "{r}");
+}
+
+const CANCEL: &str =
+    "mutation($id: ID!, $r: String) { cancelOrder(id: $id, reason: $r) { __typename
+    ... on Order { state history { to reason } payments { state } }
+    ... on TransitionError { code fromState toState } } }";
+
+#[tokio::test]
+async fn cancelling_releases_the_credit_and_happens_once() {
+    let t = TestApp::new().await;
+    crate::cart::catalog(&t, 1, 10_000).await;
+    let (company, buyer) = b2b(&t, "NET30", Some(1_000_000), "buyer@acme.test", "buyer").await;
+    add(&t, &buyer, "S-0", 1).await;
+    let order = place(&t, &buyer, invoice()).await;
+    assert!(available_credit(&t, &company).await < 1_000_000);
+    let r = t
+        .ok(
+            Some(&buyer),
+            CANCEL,
+            json!({ "id": order["id"], "r": "ordered twice" }),
+        )
+        .await["cancelOrder"]
+        .clone();
+    assert_eq!(r["state"], "Cancelled", "{r}");
+    assert_eq!(
+        r["history"].as_array().unwrap().last().unwrap()["reason"],
+        "ordered twice"
+    );
+    assert_eq!(r["payments"][0]["state"], "Cancelled");
+    assert_eq!(
+        available_credit(&t, &company).await,
+        1_000_000,
+        "credit released"
+    );
+    let before = t.outbox_count().await;
+    let again = t
+        .ok(Some(&buyer), CANCEL, json!({ "id": order["id"] }))
+        .await["cancelOrder"]
+        .clone();
+    assert_eq!(again["__typename"], "TransitionError");
+    assert_eq!(
+        (again["code"].as_str(), again["fromState"].as_str()),
+        (Some("INVALID_TRANSITION"), Some("Cancelled"))
+    );
+    assert_eq!(t.outbox_count().await, before);
+    let r = t
+        .gql(
+            Some(&buyer),
+            CANCEL,
+            json!({ "id": "0190a0a0-0000-7000-8000-000000000000" }),
+        )
+        .await;
+    assert_eq!(crate::support::error_code(&r), "NOT_FOUND");
+    let r = t.gql(Some(&buyer), CANCEL, json!({ "id": "nope" })).await;
+    assert_eq!(crate::support::error_code(&r), "VALIDATION");
+}
+
+#[tokio::test]
+async fn placing_10_1000_and_5000_lines_runs_the_same_statements() {
+    let t = TestApp::new().await;
+    let skus = crate::cart::catalog(&t, 5_000, 125).await;
+    let mut counts = Vec::new();
+    for (i, n) in [10_usize, 1_000, 5_000].into_iter().enumerate() {
+        let (_, buyer) = b2b(&t, "NET30", None, &format!("buyer{i}@acme.test"), "buyer").await;
+        let lines: Vec<serde_json::Value> = skus[..n]
+            .iter()
+            .map(|s| json!({ "sku": s, "quantity": 2 }))
+            .collect();
+        t.ok(
+            Some(&buyer),
+            "mutation($l: [CartLineInput!]!) { addCartLines(lines: $l) { applied } }",
+            json!({ "l": lines }),
+        )
+        .await;
+        let before = t.statements();
+        let order = t
+            .ok(
+                Some(&buyer),
+                "mutation($i: PlaceOrderInput!) { placeOrder(input: $i) { __typename ... on Order { lineCount } } }",
+                json!({ "i": invoice() }),
+            )
+            .await;
+        counts.push(t.statements() - before);
+        assert_eq!(order["placeOrder"]["lineCount"], n as i64, "{order}");
+    }
+    assert!(
+        counts.windows(2).all(|w| w[0] == w[1]),
+        "placing 10, 1,000 and 5,000 lines: {counts:?}"
+    );
+    println!("statements: place {counts:?}");
+}

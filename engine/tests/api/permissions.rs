@@ -31,6 +31,7 @@ const STOREFRONT: &[&str] = &[
     "removeCoupon",
     "setShippingAddress",
     "setShippingMethod",
+    "placeOrder",
 ];
 
 /// Mutations every logged-in principal may call about itself.
@@ -133,7 +134,7 @@ async fn every_mutation_checks_its_caller() {
             }
         }
         let selection = match named(&field["type"])["kind"].as_str() {
-            Some("OBJECT") => " { __typename }",
+            Some("OBJECT" | "UNION") => " { __typename }",
             _ => "",
         };
         let query = format!(
@@ -349,7 +350,7 @@ async fn no_principal_grants_what_it_does_not_hold() {
             }
         }
         let selection = match named(&field["type"])["kind"].as_str() {
-            Some("OBJECT") => " { __typename }",
+            Some("OBJECT" | "UNION") => " { __typename }",
             _ => "",
         };
         let query = format!(

@@ -122,6 +122,16 @@ impl TestApp {
         config: Config,
         strategies: vectis_strategies::Strategies,
     ) -> TestApp {
+        // `VECTIS_TEST_LOG=error` shows the engine's logs (internal errors with their cause).
+        static LOG: std::sync::Once = std::sync::Once::new();
+        LOG.call_once(|| {
+            if let Ok(filter) = std::env::var("VECTIS_TEST_LOG") {
+                let _ = tracing_subscriber::fmt()
+                    .with_env_filter(filter)
+                    .with_test_writer()
+                    .try_init();
+            }
+        });
         let db = Db::connect(&config.database).await.expect("connect");
         db.migrate().await.expect("migrate");
         let app = App::with_strategies(config, db, strategies).expect("strategies");

@@ -27,6 +27,13 @@ pub(super) struct LineRow {
     tax_lines: String,
 }
 
+impl LineRow {
+    /// The unit price it was priced at.
+    pub(super) fn unit_price(&self) -> i64 {
+        self.unit_price
+    }
+}
+
 /// Why one line cannot be priced: an item error code and message.
 pub(super) type LineFault = (&'static str, String);
 

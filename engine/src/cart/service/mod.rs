@@ -17,10 +17,12 @@
 //! the same as adding it to an empty one. Changing what every line depends on (the shipping
 //! address, hence the tax zone) re-prices all lines in the same statements.
 
+mod checkout;
 mod coupons;
 mod lines;
 mod totals;
 
+pub use checkout::{Placement, PriceChange};
 pub use coupons::{coupon_code, to_coupon};
 use lines::Work;
 
@@ -56,8 +58,8 @@ use crate::pricing::service::{Buyer, MAX_LINE_QUANTITY};
 pub const MAX_CART_LINES: usize = 10_000;
 /// Most coupons on one cart.
 pub const MAX_COUPONS: usize = 5;
-/// The state of an order that is still a cart.
-pub const CART: &str = "cart";
+/// The state of an order that is still a cart (the order process's initial state).
+pub const CART: &str = vectis_strategies::order_process::state::CART;
 /// Prefix of guest cart tokens.
 pub const CART_TOKEN_PREFIX: &str = "ct_";
 
@@ -520,6 +522,12 @@ impl CartService {
             None => return Err(AppError::not_found("Cart", "active cart")),
         };
         let mut cart = cart;
+        if cart.state != CART {
+            return Err(AppError::Rejected {
+                code: "CART_LOCKED",
+                message: "the cart is being checked out; try again in a moment".into(),
+            });
+        }
         if let Some(c) = currency
             && c.to_string() != cart.currency
         {
@@ -663,6 +671,13 @@ impl CartService {
             version: Set(1),
             created_at: Set(now),
             updated_at: Set(now),
+            code: Set(None),
+            placed_at: Set(None),
+            billing_address: Set(None),
+            po_number: Set(None),
+            payment_method: Set(None),
+            idempotency_key: Set(None),
+            customer_email: Set(None),
         };
         // A concurrent first change of the same cart waits here for the other insert and
         // then inserts nothing; both continue with the one row, locked.

@@ -2,6 +2,7 @@
 //! types, and one file per concern.
 
 mod access;
+mod credit;
 mod invitations;
 mod locations;
 mod members;
@@ -93,6 +94,8 @@ pub struct EffectiveSettings {
     pub customer_group_id: Option<Uuid>,
     /// Credit limit and current exposure, from the nearest company that sets a limit.
     pub credit: Option<(Money, Money)>,
+    /// That company.
+    pub credit_holder: Option<Uuid>,
 }
 
 /// A company and the whole tree it belongs to (one query), so parent, children and inherited
@@ -151,19 +154,22 @@ impl CompanyView {
             .iter()
             .find_map(|c| c.payment_terms.as_deref().and_then(PaymentTerms::from_code))
             .unwrap_or(PaymentTerms::Prepaid);
-        let credit = chain.iter().find_map(|c| {
+        let holder = chain.iter().find_map(|c| {
             let currency: CurrencyCode = c.credit_currency.as_deref()?.parse().ok()?;
             Some((
+                c.id,
                 Money::new(c.credit_limit?, currency),
                 Money::new(c.credit_exposure, currency),
             ))
         });
+        let credit = holder.map(|(_, limit, exposure)| (limit, exposure));
         EffectiveSettings {
             payment_terms,
             tax_exempt: chain.iter().find_map(|c| c.tax_exempt).unwrap_or(false),
             vat_id: chain.iter().find_map(|c| c.vat_id.clone()),
             customer_group_id: chain.iter().find_map(|c| c.customer_group_id),
             credit,
+            credit_holder: holder.map(|(id, _, _)| id),
         }
     }
 }

@@ -179,4 +179,28 @@ impl CompaniesService {
             Err(AppError::not_found("CompanyUser", customer))
         }
     }
+
+    /// The companies a sales rep looks after: those assigned and all their divisions.
+    pub async fn covered_by_rep<C: sea_orm::ConnectionTrait>(
+        &self,
+        tx: &C,
+        tenant: TenantId,
+        staff: Uuid,
+    ) -> AppResult<Vec<Uuid>> {
+        let assigned: Vec<Uuid> = sales_rep::Entity::find()
+            .select_only()
+            .column(sales_rep::Column::CompanyId)
+            .filter(sales_rep::Column::TenantId.eq(tenant.0))
+            .filter(sales_rep::Column::StaffUserId.eq(staff))
+            .into_tuple::<Uuid>()
+            .all(tx)
+            .await?;
+        let mut out = Vec::new();
+        for company in assigned {
+            out.extend(self.subtree_of(tx, tenant, company).await?);
+        }
+        out.sort();
+        out.dedup();
+        Ok(out)
+    }
 }

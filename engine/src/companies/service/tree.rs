@@ -345,4 +345,44 @@ impl CompaniesService {
             .map(|_| ())
             .ok_or_else(|| AppError::not_found("Company", id))
     }
+
+    /// `company` and all its divisions (two statements).
+    pub async fn subtree_of<C: sea_orm::ConnectionTrait>(
+        &self,
+        tx: &C,
+        tenant: TenantId,
+        company_id: Uuid,
+    ) -> AppResult<Vec<Uuid>> {
+        let Some(root): Option<Uuid> = company::Entity::find()
+            .select_only()
+            .column(company::Column::RootId)
+            .filter(company::Column::TenantId.eq(tenant.0))
+            .filter(company::Column::Id.eq(company_id))
+            .into_tuple()
+            .one(tx)
+            .await?
+        else {
+            return Ok(Vec::new());
+        };
+        let tree = company::Entity::find()
+            .filter(company::Column::TenantId.eq(tenant.0))
+            .filter(company::Column::RootId.eq(root))
+            .all(tx)
+            .await?;
+        Ok(descendants(&tree, company_id).into_iter().collect())
+    }
+
+    /// Whether `company` is `ancestor` or one of its divisions.
+    pub async fn within<C: sea_orm::ConnectionTrait>(
+        &self,
+        tx: &C,
+        tenant: TenantId,
+        ancestor: Uuid,
+        company: Uuid,
+    ) -> AppResult<bool> {
+        Ok(self
+            .subtree_of(tx, tenant, ancestor)
+            .await?
+            .contains(&company))
+    }
 }
