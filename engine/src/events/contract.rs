@@ -258,6 +258,22 @@ pub const EVENTS: &[(&str, &str, &str, &[&str])] = &[
         &["orderId:uuid, paymentId:uuid, method:string, state:string, message:string?"],
     ),
     (
+        "vectis.order.payment_settled",
+        "order",
+        "An order's payment was taken (an invoice paid, a card captured).",
+        &[
+            "orderId:uuid, code:string?, paymentId:uuid, method:string, amount:integer, currency:string, from:string, to:string",
+        ],
+    ),
+    (
+        "vectis.order.payment_refunded",
+        "order",
+        "Part or all of a settled payment was paid back; `refunded` is the total so far.",
+        &[
+            "orderId:uuid, code:string?, paymentId:uuid, amount:integer, refunded:integer, currency:string",
+        ],
+    ),
+    (
         "vectis.cart.created",
         "order",
         "A cart was created (an order in its first state).",

@@ -415,6 +415,70 @@ pub enum PlaceOrderResult {
     Transition(TransitionError),
 }
 
+/// A payment operation was refused.
+#[derive(SimpleObject)]
+pub struct PaymentOperationError {
+    /// `PAYMENT_NOT_SETTLEABLE`, `REFUND_EXCEEDS_PAYMENT`, `PAYMENT_DECLINED`, …
+    pub code: String,
+    /// For people.
+    pub message: String,
+}
+
+/// The result of `settlePayment` and `refundPayment`.
+#[derive(Union)]
+pub enum PaymentOperationResult {
+    /// The payment after the operation.
+    Payment(Box<PaymentObject>),
+    /// Refused; nothing changed.
+    Refused(PaymentOperationError),
+}
+
+impl From<Result<payment::Model, super::service::PaymentFailure>> for PaymentOperationResult {
+    fn from(r: Result<payment::Model, super::service::PaymentFailure>) -> Self {
+        match r {
+            Ok(p) => PaymentOperationResult::Payment(Box::new(PaymentObject(p))),
+            Err(f) => PaymentOperationResult::Refused(PaymentOperationError {
+                code: f.code,
+                message: f.message,
+            }),
+        }
+    }
+}
+
+/// The result of `transitionOrder`.
+#[derive(Union)]
+pub enum TransitionOrderResult {
+    /// The order in its new state.
+    Order(OrderObject),
+    /// Refused by the order process; nothing changed.
+    Transition(TransitionError),
+}
+
+/// What `reorder` did.
+#[derive(SimpleObject)]
+#[graphql(complex)]
+pub struct ReorderPayload {
+    /// Whether any line was added.
+    pub applied: bool,
+    /// Lines of the order that could not be added (by their position in the order), e.g.
+    /// archived variants or variants without a price.
+    pub errors: Vec<crate::error::ItemError>,
+    /// Lines now priced differently from the order.
+    pub price_changes: Vec<PriceChangeObject>,
+    /// A new guest cart's token (shown once).
+    pub cart_token: Option<String>,
+    #[graphql(skip)]
+    pub cart: Option<order::Model>,
+}
+
+#[async_graphql::ComplexObject]
+impl ReorderPayload {
+    /// The caller's cart after it.
+    async fn cart(&self) -> Option<crate::cart::graphql::Cart> {
+        self.cart.clone().map(crate::cart::graphql::Cart)
+    }
+}
+
 /// The result of `cancelOrder`.
 #[derive(Union)]
 pub enum CancelOrderResult {
@@ -741,6 +805,87 @@ impl OrdersMutation {
             )
             .await?;
         Ok(PlaceOrderResult::from_outcome(outcome, cur))
+    }
+
+    /// Records that a payment was taken (`ORDER_WRITE`): an invoice paid (the company's credit
+    /// exposure drops) or a card authorisation captured; the order moves to `PaymentSettled`
+    /// when it waits in `PaymentAuthorized`. A payment settles once.
+    async fn settle_payment(
+        &self,
+        ctx: &Context<'_>,
+        payment_id: ID,
+    ) -> Result<PaymentOperationResult> {
+        let caller = caller(ctx)?;
+        caller.require(crate::auth::Permission::OrderWrite)?;
+        let id = parse_id("paymentId", &payment_id)?;
+        Ok(services(ctx).orders.settle(caller, id).await?.into())
+    }
+
+    /// Pays back part or all of a settled payment (`ORDER_WRITE`); never more than was taken
+    /// and not yet refunded.
+    async fn refund_payment(
+        &self,
+        ctx: &Context<'_>,
+        payment_id: ID,
+        amount: crate::graphql::scalars::Int64,
+    ) -> Result<PaymentOperationResult> {
+        let caller = caller(ctx)?;
+        caller.require(crate::auth::Permission::OrderWrite)?;
+        let id = parse_id("paymentId", &payment_id)?;
+        Ok(services(ctx)
+            .orders
+            .refund(caller, id, amount.0)
+            .await?
+            .into())
+    }
+
+    /// Moves an order to another state of the order process (`ORDER_WRITE`), for the steps no
+    /// other operation takes (e.g. releasing an order an extension's state holds, `Delivered`).
+    async fn transition_order(
+        &self,
+        ctx: &Context<'_>,
+        id: ID,
+        state: String,
+        reason: Option<String>,
+    ) -> Result<TransitionOrderResult> {
+        let caller = caller(ctx)?;
+        caller.require(crate::auth::Permission::OrderWrite)?;
+        let id = parse_id("id", &id)?;
+        Ok(
+            match services(ctx)
+                .orders
+                .transition_by_staff(caller, id, &state, reason)
+                .await?
+            {
+                Ok(order) => TransitionOrderResult::Order(order.into()),
+                Err(f) => TransitionOrderResult::Transition(f.into()),
+            },
+        )
+    }
+
+    /// Copies an order's lines into the caller's cart, reporting lines that are no longer
+    /// available and lines priced differently now.
+    async fn reorder(&self, ctx: &Context<'_>, order_id: ID) -> Result<ReorderPayload> {
+        let caller = caller(ctx)?;
+        let id = parse_id("orderId", &order_id)?;
+        let token = ctx.data_opt::<CartToken>().map(|t| t.0.as_str());
+        let outcome = services(ctx).orders.reorder(caller, token, id).await?;
+        let cur = outcome
+            .cart
+            .as_ref()
+            .map(currency)
+            .unwrap_or(CurrencyCode::EUR);
+        Ok(ReorderPayload {
+            applied: outcome.applied,
+            errors: outcome.errors,
+            price_changes: outcome
+                .changes
+                .into_iter()
+                .map(|c| price_change(c, cur))
+                .collect(),
+            cart_token: outcome.token,
+            cart: outcome.cart,
+        })
     }
 
     /// Cancels an order before anything shipped (its buyer, a company user with

@@ -156,6 +156,48 @@ impl TransitionFailure {
     }
 }
 
+/// What `reorder` did.
+#[derive(Debug, Clone)]
+pub struct ReorderOutcome {
+    /// The caller's cart after it.
+    pub cart: Option<order::Model>,
+    /// Whether any line was added.
+    pub applied: bool,
+    /// Lines that could not be added (by their index in the order), e.g. archived variants.
+    pub errors: Vec<crate::error::ItemError>,
+    /// Lines now priced differently from the order.
+    pub changes: Vec<PriceChange>,
+    /// A new guest cart's token.
+    pub token: Option<String>,
+}
+
+/// A payment operation refused: a code and a message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PaymentFailure {
+    /// `PAYMENT_NOT_SETTLEABLE`, `REFUND_EXCEEDS_PAYMENT`, `PAYMENT_DECLINED`, …
+    pub code: String,
+    /// For people.
+    pub message: String,
+}
+
+impl PaymentFailure {
+    fn not_settleable(p: &payment::Model) -> Self {
+        PaymentFailure {
+            code: "PAYMENT_NOT_SETTLEABLE".into(),
+            message: format!("the payment is {}, not Authorized", p.state),
+        }
+    }
+}
+
+/// The company whose credit an on-account payment reserved.
+fn credit_holder(p: &payment::Model) -> Option<Uuid> {
+    serde_json::from_str::<serde_json::Value>(&p.metadata)
+        .ok()?
+        .get("creditHolder")?
+        .as_str()
+        .and_then(|h| Uuid::parse_str(h).ok())
+}
+
 /// A filter over orders (staff, company users and reps).
 #[derive(Debug, Clone, Default)]
 pub struct OrderFilter {
@@ -975,25 +1017,380 @@ impl OrdersService {
         {
             if let Some(handler) = self.payment_handler(&p.method)
                 && handler.kind() == PaymentKind::OnAccount
+                && let Some(holder) = credit_holder(p)
             {
-                let holder: Option<Uuid> = serde_json::from_str::<serde_json::Value>(&p.metadata)
-                    .ok()
-                    .and_then(|m| {
-                        m.get("creditHolder")
-                            .and_then(|h| h.as_str())
-                            .map(str::to_owned)
-                    })
-                    .and_then(|h| Uuid::parse_str(&h).ok());
-                if let Some(holder) = holder {
-                    CompaniesService::release_credit_in(uow.tx(), caller.tenant, holder, p.amount)
-                        .await?;
-                }
+                CompaniesService::release_credit_in(uow.tx(), caller.tenant, holder, p.amount)
+                    .await?;
             }
             self.update_payment(&mut uow, p.id, payment_state::CANCELLED, None, None)
                 .await?;
         }
         uow.commit().await?;
         Ok(Ok(cancelled))
+    }
+
+    /// Records that a payment was taken (staff with `ORDER_WRITE`): an invoice paid by the
+    /// company (its credit exposure drops) or a card authorisation captured. The order moves
+    /// to `PaymentSettled` when it is waiting in `PaymentAuthorized`. A payment settles once:
+    /// of concurrent calls one does it, the others get `PAYMENT_NOT_SETTLEABLE`.
+    pub async fn settle(
+        &self,
+        caller: &Caller,
+        payment_id: Uuid,
+    ) -> AppResult<Result<payment::Model, PaymentFailure>> {
+        caller.require(Permission::OrderWrite)?;
+        let tenant = caller.tenant;
+        // Read what the provider needs, then call it outside any transaction.
+        let current = self.payment_of(tenant, payment_id).await?;
+        if current.state != payment_state::AUTHORIZED {
+            return Ok(Err(PaymentFailure::not_settleable(&current)));
+        }
+        let handler = self.handler_of(&current)?;
+        let outcome = handler
+            .settle(&Self::request_of(&current))
+            .await
+            .map_err(|e| AppError::Rejected {
+                code: "PAYMENT_PROVIDER_UNAVAILABLE",
+                message: format!("the payment provider did not answer ({e}); try again"),
+            })?;
+        if let PaymentOutcome::Declined { message } = outcome {
+            return Ok(Err(PaymentFailure {
+                code: "PAYMENT_DECLINED".into(),
+                message,
+            }));
+        }
+        let mut uow = self.core.begin_for(caller).await?;
+        let (order, locked) = self.lock_payment(&uow, tenant, &current).await?;
+        if locked.state != payment_state::AUTHORIZED {
+            return Ok(Err(PaymentFailure::not_settleable(&locked)));
+        }
+        let settled = uow
+            .bump::<payment::Entity>(
+                payment_id,
+                vec![
+                    (payment::Column::State, Expr::value(payment_state::SETTLED)),
+                    (payment::Column::SettledAmount, Expr::value(locked.amount)),
+                ],
+                "Payment",
+            )
+            .await?;
+        if handler.kind() == PaymentKind::OnAccount
+            && let Some(holder) = credit_holder(&locked)
+        {
+            CompaniesService::release_credit_in(uow.tx(), tenant, holder, locked.amount).await?;
+        }
+        let event = json!({ "orderId": order.id, "code": order.code, "paymentId": payment_id,
+                            "method": locked.method, "amount": locked.amount, "currency": locked.currency });
+        if order.state == state::PAYMENT_AUTHORIZED
+            && self.process.allows(&order.state, state::PAYMENT_SETTLED)
+        {
+            if let Err(f) = self
+                .transition_with(
+                    &mut uow,
+                    &order,
+                    locked.amount,
+                    state::PAYMENT_SETTLED,
+                    &actor_of(caller),
+                    None,
+                    Vec::new(),
+                    Some(("vectis.order.payment_settled", event)),
+                )
+                .await?
+            {
+                return Ok(Err(PaymentFailure {
+                    code: f.code,
+                    message: f.message,
+                }));
+            }
+        } else {
+            // Shipped on account and paid later: the order's state stays, the event tells.
+            let state = order.state.clone();
+            uow.change::<order::Entity>(
+                order.id,
+                Vec::new(),
+                "vectis.order.payment_settled",
+                |_| {
+                    let mut e = event;
+                    e["from"] = json!(state);
+                    e["to"] = json!(state);
+                    e
+                },
+            )
+            .await?;
+        }
+        uow.commit().await?;
+        Ok(Ok(settled))
+    }
+
+    /// Pays back `amount` of a settled payment (staff with `ORDER_WRITE`); never more than
+    /// what was taken and not yet refunded (`REFUND_EXCEEDS_PAYMENT`).
+    pub async fn refund(
+        &self,
+        caller: &Caller,
+        payment_id: Uuid,
+        amount: i64,
+    ) -> AppResult<Result<payment::Model, PaymentFailure>> {
+        caller.require(Permission::OrderWrite)?;
+        if amount <= 0 {
+            return Err(AppError::validation("amount", "must be positive"));
+        }
+        let tenant = caller.tenant;
+        let current = self.payment_of(tenant, payment_id).await?;
+        let exceeds = |p: &payment::Model| {
+            let refundable = p.settled_amount - p.refunded_amount;
+            (p.state != payment_state::SETTLED || amount > refundable).then(|| PaymentFailure {
+                code: "REFUND_EXCEEDS_PAYMENT".into(),
+                message: format!(
+                    "at most {} can be refunded from this payment",
+                    money(refundable.max(0), &p.currency)
+                ),
+            })
+        };
+        if let Some(f) = exceeds(&current) {
+            return Ok(Err(f));
+        }
+        let handler = self.handler_of(&current)?;
+        let mut request = Self::request_of(&current);
+        request.amount = money(amount, &current.currency);
+        handler
+            .refund(&request)
+            .await
+            .map_err(|e| AppError::Rejected {
+                code: "PAYMENT_PROVIDER_UNAVAILABLE",
+                message: format!("the payment provider did not answer ({e}); try again"),
+            })?;
+        let mut uow = self.core.begin_for(caller).await?;
+        let (order, locked) = self.lock_payment(&uow, tenant, &current).await?;
+        if let Some(f) = exceeds(&locked) {
+            return Ok(Err(f));
+        }
+        let refunded = locked.refunded_amount + amount;
+        let mut sets = vec![(payment::Column::RefundedAmount, Expr::value(refunded))];
+        if refunded == locked.settled_amount {
+            sets.push((payment::Column::State, Expr::value(payment_state::REFUNDED)));
+        }
+        let updated = uow
+            .bump::<payment::Entity>(payment_id, sets, "Payment")
+            .await?;
+        uow.change::<order::Entity>(
+            order.id,
+            Vec::new(),
+            "vectis.order.payment_refunded",
+            |_| {
+                json!({ "orderId": order.id, "code": order.code, "paymentId": payment_id,
+                    "amount": amount, "refunded": refunded, "currency": locked.currency })
+            },
+        )
+        .await?;
+        uow.commit().await?;
+        Ok(Ok(updated))
+    }
+
+    /// Moves an order to `to` on a staff user's say (`ORDER_WRITE`), for the steps nobody
+    /// else takes (releasing an order held by an extension's state, `Delivered`, …).
+    /// Placement, payments and cancellation have their own operations.
+    pub async fn transition_by_staff(
+        &self,
+        caller: &Caller,
+        id: Uuid,
+        to: &str,
+        reason: Option<String>,
+    ) -> AppResult<Result<order::Model, TransitionFailure>> {
+        caller.require(Permission::OrderWrite)?;
+        let to = to.trim();
+        if !self.process.knows(to) {
+            return Err(AppError::validation(
+                "state",
+                format!("`{to}` is not a state of the order process"),
+            ));
+        }
+        let managed = [
+            state::CART,
+            state::ARRANGING_PAYMENT,
+            state::PLACED,
+            state::PAYMENT_AUTHORIZED,
+            state::PAYMENT_SETTLED,
+            state::CANCELLED,
+        ];
+        let mut uow = self.core.begin_for(caller).await?;
+        let order = crate::db::lock::lock::<order::Entity, _>(uow.tx(), caller.tenant, id)
+            .await?
+            .filter(|o| o.state != state::CART)
+            .ok_or_else(|| AppError::not_found("Order", id))?;
+        if managed.contains(&to) {
+            return Ok(Err(TransitionFailure {
+                code: "MANAGED_TRANSITION".into(),
+                message: format!(
+                    "{to} is reached through its own operation (placeOrder, settlePayment, cancelOrder)"
+                ),
+                from: order.state.clone(),
+                to: to.to_owned(),
+            }));
+        }
+        let payments = self.payments_in(uow.tx(), caller.tenant, vec![id]).await?;
+        let paid = payments
+            .iter()
+            .filter(|p| p.state == payment_state::AUTHORIZED || p.state == payment_state::SETTLED)
+            .map(|p| p.amount)
+            .sum();
+        let reason = reason
+            .map(|r| r.trim().to_owned())
+            .filter(|r| !r.is_empty());
+        if reason.as_ref().is_some_and(|r| r.chars().count() > 500) {
+            return Err(AppError::validation(
+                "reason",
+                "is longer than 500 characters",
+            ));
+        }
+        let moved = self
+            .transition(
+                &mut uow,
+                &order,
+                paid,
+                to,
+                &actor_of(caller),
+                reason.as_deref(),
+            )
+            .await?;
+        if moved.is_ok() {
+            uow.commit().await?;
+        }
+        Ok(moved)
+    }
+
+    async fn payment_of(&self, tenant: TenantId, id: Uuid) -> AppResult<payment::Model> {
+        self.core
+            .read(tenant, |tx| {
+                Box::pin(async move {
+                    Ok(payment::Entity::find_by_id(id)
+                        .filter(payment::Column::TenantId.eq(tenant.0))
+                        .one(tx)
+                        .await?)
+                })
+            })
+            .await?
+            .ok_or_else(|| AppError::not_found("Payment", id))
+    }
+
+    /// The order (locked first: it is the aggregate) and the payment, locked.
+    async fn lock_payment(
+        &self,
+        uow: &UnitOfWork,
+        tenant: TenantId,
+        p: &payment::Model,
+    ) -> AppResult<(order::Model, payment::Model)> {
+        let order = crate::db::lock::lock::<order::Entity, _>(uow.tx(), tenant, p.order_id)
+            .await?
+            .ok_or_else(|| AppError::not_found("Order", p.order_id))?;
+        let locked = crate::db::lock::lock::<payment::Entity, _>(uow.tx(), tenant, p.id)
+            .await?
+            .ok_or_else(|| AppError::not_found("Payment", p.id))?;
+        Ok((order, locked))
+    }
+
+    fn handler_of(&self, p: &payment::Model) -> AppResult<Arc<dyn PaymentMethodHandler>> {
+        self.payment_handler(&p.method).ok_or_else(|| {
+            AppError::Internal(anyhow::anyhow!("no payment method handler `{}`", p.method))
+        })
+    }
+
+    fn request_of(p: &payment::Model) -> PaymentRequest {
+        PaymentRequest {
+            idempotency_key: p.id,
+            order_id: p.order_id,
+            order_code: None,
+            amount: money(p.amount, &p.currency),
+            metadata: serde_json::from_str(&p.metadata).unwrap_or_default(),
+            transaction_id: p.transaction_id.clone(),
+        }
+    }
+
+    /// Copies an order's lines into the caller's cart (adding to what is there), reporting the
+    /// lines that can no longer be bought and those whose price differs from the order's.
+    pub async fn reorder(
+        &self,
+        caller: &Caller,
+        token: Option<&str>,
+        id: Uuid,
+    ) -> AppResult<ReorderOutcome> {
+        // Orders go back into the caller's own cart: customers only, checked before any lookup.
+        match caller.principal {
+            crate::auth::Principal::Customer { .. } => {}
+            crate::auth::Principal::Storefront => {
+                return Err(AppError::Unauthenticated(
+                    "log in as a customer to reorder".into(),
+                ));
+            }
+            _ => {
+                return Err(AppError::Rejected {
+                    code: crate::error::code::FORBIDDEN,
+                    message: "orders are reordered into a customer's cart".into(),
+                });
+            }
+        }
+        let order = self.order(caller, id).await?;
+        let all = PageRequest {
+            first: crate::cart::service::MAX_CART_LINES as u64,
+            after: None,
+        };
+        let lines = self
+            .cart
+            .lines(caller.tenant, order.id, all, Default::default())
+            .await?
+            .lines;
+        let inputs = lines
+            .iter()
+            .map(|(l, _)| crate::cart::service::LineInput {
+                variant_id: Some(l.variant_id),
+                sku: None,
+                quantity: l.quantity,
+            })
+            .collect();
+        let outcome = self
+            .cart
+            .change(
+                caller,
+                token,
+                Some(&order.currency),
+                crate::cart::service::CartChange::AddLines(inputs),
+                true,
+            )
+            .await?;
+        let mut changes = Vec::new();
+        if let Some(cart) = outcome.cart.as_ref().filter(|_| outcome.applied) {
+            let with_variants = crate::cart::service::LineRelations {
+                variants: true,
+                products: false,
+                include_archived: true,
+            };
+            let now = self
+                .cart
+                .lines(caller.tenant, cart.id, all, with_variants)
+                .await?
+                .lines;
+            let by_variant: std::collections::HashMap<Uuid, _> =
+                now.iter().map(|(l, v)| (l.variant_id, (l, v))).collect();
+            for (old, _) in &lines {
+                if let Some((new, variant)) = by_variant.get(&old.variant_id)
+                    && new.unit_price != old.unit_price
+                {
+                    changes.push(PriceChange {
+                        line_id: new.id,
+                        sku: variant.as_ref().map(|v| v.sku.clone()).unwrap_or_default(),
+                        quantity: new.quantity,
+                        old_unit_price: old.unit_price,
+                        new_unit_price: Some(new.unit_price),
+                    });
+                }
+            }
+        }
+        Ok(ReorderOutcome {
+            cart: outcome.cart,
+            applied: outcome.applied,
+            errors: outcome.errors,
+            changes,
+            token: outcome.token,
+        })
     }
 
     /// Whether `caller` may see (or, with `change`, cancel) `order`: its buyer, a company user

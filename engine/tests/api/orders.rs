@@ -647,3 +647,207 @@ async fn placing_10_1000_and_5000_lines_runs_the_same_statements() {
     );
     println!("statements: place {counts:?}");
 }
+
+const SETTLE: &str = "mutation($p: ID!) { settlePayment(paymentId: $p) { __typename
+    ... on Payment { state settledAmount { amount } refundedAmount { amount } }
+    ... on PaymentOperationError { code message } } }";
+const REFUND: &str =
+    "mutation($p: ID!, $a: Int64!) { refundPayment(paymentId: $p, amount: $a) { __typename
+    ... on Payment { state refundedAmount { amount } }
+    ... on PaymentOperationError { code message } } }";
+const TRANSITION: &str =
+    "mutation($id: ID!, $s: String!) { transitionOrder(id: $id, state: $s) { __typename
+    ... on Order { state } ... on TransitionError { code fromState toState } } }";
+
+#[tokio::test]
+async fn invoices_settle_once_refunds_never_exceed_payments_and_staff_move_orders_on() {
+    let t = TestApp::new().await;
+    crate::cart::catalog(&t, 1, 10_000).await;
+    let (company, buyer) = b2b(&t, "NET30", Some(1_000_000), "buyer@acme.test", "buyer").await;
+    add(&t, &buyer, "S-0", 1).await;
+    let order = place(&t, &buyer, invoice()).await;
+    let total = order["totals"]["total"]["amount"].as_i64().unwrap();
+    let payment = t
+        .ok(
+            Some(&t.a.admin),
+            "query($id: ID!) { order(id: $id) { payments { id } } }",
+            json!({ "id": order["id"] }),
+        )
+        .await["order"]["payments"][0]["id"]
+        .clone();
+    // Not settleable by the buyer; refunds need a settled payment.
+    let r = t.gql(Some(&buyer), SETTLE, json!({ "p": payment })).await;
+    assert_eq!(crate::support::error_code(&r), "FORBIDDEN");
+    let r = t
+        .ok(Some(&t.a.admin), REFUND, json!({ "p": payment, "a": 1 }))
+        .await;
+    assert_eq!(r["refundPayment"]["code"], "REFUND_EXCEEDS_PAYMENT", "{r}");
+    assert_eq!(available_credit(&t, &company).await, 1_000_000 - total);
+    let r = t
+        .ok(Some(&t.a.admin), SETTLE, json!({ "p": payment }))
+        .await;
+    assert_eq!(r["settlePayment"]["state"], "Settled", "{r}");
+    assert_eq!(r["settlePayment"]["settledAmount"]["amount"], total);
+    assert_eq!(
+        available_credit(&t, &company).await,
+        1_000_000,
+        "the invoice was paid"
+    );
+    let state = t
+        .ok(Some(&buyer), ORDER, json!({ "id": order["id"] }))
+        .await["order"]["state"]
+        .clone();
+    assert_eq!(state, "PaymentSettled");
+    let before = t.outbox_count().await;
+    let r = t
+        .ok(Some(&t.a.admin), SETTLE, json!({ "p": payment }))
+        .await;
+    assert_eq!(r["settlePayment"]["code"], "PAYMENT_NOT_SETTLEABLE");
+    let r = t
+        .ok(
+            Some(&t.a.admin),
+            REFUND,
+            json!({ "p": payment, "a": total + 1 }),
+        )
+        .await;
+    assert_eq!(r["refundPayment"]["code"], "REFUND_EXCEEDS_PAYMENT");
+    let r = t
+        .gql(Some(&t.a.admin), REFUND, json!({ "p": payment, "a": 0 }))
+        .await;
+    assert_eq!(crate::support::error_code(&r), "VALIDATION");
+    assert_eq!(t.outbox_count().await, before, "nothing changed");
+    let r = t
+        .ok(
+            Some(&t.a.admin),
+            REFUND,
+            json!({ "p": payment, "a": 1_000 }),
+        )
+        .await;
+    assert_eq!(r["refundPayment"]["refundedAmount"]["amount"], 1_000);
+    assert_eq!(r["refundPayment"]["state"], "Settled");
+    let r = t
+        .ok(
+            Some(&t.a.admin),
+            REFUND,
+            json!({ "p": payment, "a": total - 1_000 }),
+        )
+        .await;
+    assert_eq!(r["refundPayment"]["state"], "Refunded");
+    let r = t
+        .ok(Some(&t.a.admin), REFUND, json!({ "p": payment, "a": 1 }))
+        .await;
+    assert_eq!(r["refundPayment"]["code"], "REFUND_EXCEEDS_PAYMENT");
+
+    // Staff move it through the rest of the process; what has shipped cannot be cancelled.
+    let r = t
+        .ok(
+            Some(&t.a.admin),
+            TRANSITION,
+            json!({ "id": order["id"], "s": "Cancelled" }),
+        )
+        .await;
+    assert_eq!(r["transitionOrder"]["code"], "MANAGED_TRANSITION");
+    let r = t
+        .ok(
+            Some(&t.a.admin),
+            TRANSITION,
+            json!({ "id": order["id"], "s": "Delivered" }),
+        )
+        .await;
+    assert_eq!(r["transitionOrder"]["code"], "INVALID_TRANSITION", "{r}");
+    let r = t
+        .ok(
+            Some(&t.a.admin),
+            TRANSITION,
+            json!({ "id": order["id"], "s": "Shipped" }),
+        )
+        .await;
+    assert_eq!(r["transitionOrder"]["state"], "Shipped", "{r}");
+    let r = t
+        .ok(Some(&buyer), CANCEL, json!({ "id": order["id"] }))
+        .await;
+    assert_eq!(r["cancelOrder"]["code"], "INVALID_TRANSITION");
+    let r = t
+        .gql(
+            Some(&t.a.admin),
+            TRANSITION,
+            json!({ "id": order["id"], "s": "Teleported" }),
+        )
+        .await;
+    assert_eq!(crate::support::error_code(&r), "VALIDATION");
+    let r = t
+        .gql(
+            Some(&buyer),
+            TRANSITION,
+            json!({ "id": order["id"], "s": "Delivered" }),
+        )
+        .await;
+    assert_eq!(crate::support::error_code(&r), "FORBIDDEN");
+    let r = t
+        .ok(
+            Some(&t.a.admin),
+            TRANSITION,
+            json!({ "id": order["id"], "s": "Delivered" }),
+        )
+        .await;
+    assert_eq!(r["transitionOrder"]["state"], "Delivered");
+    for event in [
+        "vectis.order.payment_settled",
+        "vectis.order.payment_refunded",
+    ] {
+        crate::support::last_event(&t, event).await;
+    }
+}
+
+#[tokio::test]
+async fn reorder_copies_the_lines_and_reports_what_changed() {
+    let t = TestApp::new().await;
+    let skus = crate::cart::catalog(&t, 3, 10_000).await;
+    let (_, buyer) = b2b(&t, "NET30", None, "buyer@acme.test", "buyer").await;
+    for s in &skus {
+        add(&t, &buyer, s, 2).await;
+    }
+    let order = place(&t, &buyer, invoice()).await;
+    let product = t
+        .ok(
+            Some(&t.a.admin),
+            "{ variantsBySku(skus: [\"S-0\"]) { product { id } } }",
+            json!({}),
+        )
+        .await["variantsBySku"][0]["product"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let mut archived = crate::support::variant(&product, "S-1", 10_000);
+    archived["archived"] = json!(true);
+    crate::support::upsert(
+        &t,
+        &t.a.admin,
+        vec![crate::support::variant(&product, "S-0", 11_000), archived],
+    )
+    .await;
+    let r = t
+        .ok(
+            Some(&buyer),
+            "mutation($id: ID!) { reorder(orderId: $id) { applied errors { index code } priceChanges { sku oldUnitPrice { amount } newUnitPrice { amount } } cart { lineCount } } }",
+            json!({ "id": order["id"] }),
+        )
+        .await["reorder"]
+        .clone();
+    assert_eq!(r["applied"], true, "{r}");
+    assert_eq!(r["cart"]["lineCount"], 2);
+    assert_eq!(r["errors"][0]["code"], "ARCHIVED");
+    assert_eq!(
+        r["priceChanges"],
+        json!([{ "sku": "S-0", "oldUnitPrice": { "amount": 10_000 }, "newUnitPrice": { "amount": 11_000 } }])
+    );
+    let (_, stranger) = b2b(&t, "NET30", None, "other@globex.test", "buyer").await;
+    let r = t
+        .gql(
+            Some(&stranger),
+            "mutation($id: ID!) { reorder(orderId: $id) { applied } }",
+            json!({ "id": order["id"] }),
+        )
+        .await;
+    assert_eq!(crate::support::error_code(&r), "NOT_FOUND");
+}
