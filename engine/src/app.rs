@@ -14,7 +14,8 @@ use crate::db::Db;
 use crate::graphql::limits::QueryLimits;
 use crate::graphql::{VectisSchema, build_schema};
 pub use crate::services::Services;
-use vectis_strategies::{ProcessError, Strategies};
+use vectis_strategies::Strategies;
+use vectis_strategies::registry::RegistryError;
 
 /// The engine: configuration, services and schema.
 #[derive(Clone)]
@@ -36,14 +37,20 @@ pub struct App {
 impl App {
     /// Connects to the configured database, applies migrations and builds the engine.
     pub async fn start(config: Config) -> anyhow::Result<App> {
+        // Strategies first: a configuration that cannot boot changes nothing.
+        let strategies = vectis_strategies::registry::resolve(&config.selection())?;
         let db = Db::connect(&config.database).await?;
         db.migrate().await?;
-        Ok(App::new(config, db)?)
+        Ok(App::with_strategies(config, db, strategies)?)
     }
 
-    /// Builds the engine over a connected, migrated database.
-    pub fn new(config: Config, db: Db) -> Result<App, ProcessError> {
-        Self::with_strategies(config, db, Strategies::defaults())
+    /// Builds the engine over a connected, migrated database, with the strategies the
+    /// configuration chooses (`[strategies]`, `[payments]`). A name that is not linked, an
+    /// incompatible engine range, bad options or an invalid merged order process is an error
+    /// naming the setting, and the engine does not start.
+    pub fn new(config: Config, db: Db) -> Result<App, RegistryError> {
+        let strategies = vectis_strategies::registry::resolve(&config.selection())?;
+        Self::with_strategies(config, db, strategies)
     }
 
     /// Builds the engine with custom business strategies: an embedding binary passes its own
@@ -54,7 +61,7 @@ impl App {
         config: Config,
         db: Db,
         strategies: Strategies,
-    ) -> Result<App, ProcessError> {
+    ) -> Result<App, RegistryError> {
         let services = Services::with_strategies(db, &config, strategies)?;
         let schema = build_schema(services.clone(), &config.graphql);
         let limits = QueryLimits {

@@ -5,6 +5,7 @@
 //!
 //! [`Config::load`] validates everything at boot and names the offending key in its error.
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::Path;
 
@@ -12,11 +13,22 @@ use figment::Figment;
 use figment::providers::{Format, Serialized, Toml};
 use figment::value::{Dict, Value};
 use serde::{Deserialize, Serialize};
+use vectis_strategies::registry::Selection;
 
 /// Sections that `VECTIS_<SECTION>_<KEY>` variables may address.
 const SECTIONS: &[&str] = &[
-    "database", "http", "graphql", "auth", "log", "commerce", "kafka", "consumer", "mail",
+    "database",
+    "http",
+    "graphql",
+    "auth",
+    "log",
+    "commerce",
+    "kafka",
+    "consumer",
+    "mail",
     "webhooks",
+    "strategies",
+    "payments",
 ];
 
 /// The whole configuration.
@@ -43,6 +55,67 @@ pub struct Config {
     pub mail: MailConfig,
     /// Webhook targets.
     pub webhooks: WebhooksConfig,
+    /// Which registered strategy decides what, and their options.
+    pub strategies: StrategiesConfig,
+    /// Payment methods offered.
+    pub payments: PaymentsConfig,
+}
+
+/// `[strategies]`: the registered strategy (the engine's or a linked extension's) that makes
+/// each decision, by name, and `[strategies.options.<slot>.<name>]` tables with their
+/// settings (slots: `pricing`, `tax`, `shipping`, `promotions`, `approval`, `order_process`,
+/// `order_code`, `payments`, `sinks`). Checked at boot: see `docs/extending.md`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StrategiesConfig {
+    /// Unit prices.
+    pub pricing: String,
+    /// Tax lines.
+    pub tax: String,
+    /// Shipping methods and rates.
+    pub shipping: String,
+    /// Coupons.
+    pub promotions: String,
+    /// Whether an order needs approval before it is placed.
+    pub approval: String,
+    /// Order process contributions, merged in order (the first sets the initial state).
+    pub order_process: Vec<String>,
+    /// Order numbers.
+    pub order_code: String,
+    /// Settings by slot and strategy name.
+    pub options: BTreeMap<String, BTreeMap<String, serde_json::Value>>,
+}
+
+impl Default for StrategiesConfig {
+    fn default() -> Self {
+        let d = Selection::default();
+        StrategiesConfig {
+            pricing: d.pricing,
+            tax: d.tax,
+            shipping: d.shipping,
+            promotions: d.promotions,
+            approval: d.approval,
+            order_process: d.order_process,
+            order_code: d.order_code,
+            options: d.options,
+        }
+    }
+}
+
+/// `[payments]`
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PaymentsConfig {
+    /// Payment method handlers offered, by name, in the order buyers see them.
+    pub methods: Vec<String>,
+}
+
+impl Default for PaymentsConfig {
+    fn default() -> Self {
+        PaymentsConfig {
+            methods: Selection::default().payment_methods,
+        }
+    }
 }
 
 /// `[webhooks]`
@@ -332,6 +405,22 @@ pub struct ConfigError {
 }
 
 impl Config {
+    /// The strategies this configuration chooses, for `registry::resolve`.
+    pub fn selection(&self) -> Selection {
+        let s = self.strategies.clone();
+        Selection {
+            pricing: s.pricing,
+            tax: s.tax,
+            shipping: s.shipping,
+            promotions: s.promotions,
+            approval: s.approval,
+            order_process: s.order_process,
+            order_code: s.order_code,
+            payment_methods: self.payments.methods.clone(),
+            options: s.options,
+        }
+    }
+
     /// Loads defaults, then the TOML file at `path` if it exists, then `VECTIS_*` variables,
     /// and validates the result.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {

@@ -15,7 +15,7 @@ use chrono::SecondsFormat;
 use sea_orm::{DatabaseTransaction, DbBackend};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
-use vectis_strategies::events::{EventSink, SinkEvent, find_sink};
+use vectis_strategies::events::{EventSink, SinkEvent};
 
 use crate::app::App;
 use crate::events::envelope::Envelope;
@@ -65,14 +65,14 @@ pub fn handlers(app: &App) -> anyhow::Result<Vec<Arc<dyn Handler>>> {
         Arc::new(crate::webhooks::WebhookFanout),
         Arc::new(crate::notifications::Notifications::new(&app.config.mail)?),
     ];
-    for name in &app.config.consumer.sinks {
-        let factory = find_sink(name).ok_or_else(|| {
-            anyhow::anyhow!(
-                "consumer.sinks: no event sink named `{name}` is linked into this binary"
-            )
-        })?;
-        let sink = (factory.build)()
-            .map_err(|err| anyhow::anyhow!("consumer.sinks: building `{name}`: {err}"))?;
+    let options = app
+        .config
+        .strategies
+        .options
+        .get(vectis_strategies::registry::Slot::EventSink.options_key())
+        .cloned()
+        .unwrap_or_default();
+    for (name, sink) in vectis_strategies::registry::sinks(&app.config.consumer.sinks, &options)? {
         handlers.push(Arc::new(SinkHandler {
             name: format!("sink:{name}"),
             sink,

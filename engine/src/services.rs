@@ -12,7 +12,8 @@ use crate::db::Db;
 use crate::events::{Core, EventBus};
 use crate::pricing::PricingService;
 use crate::tenancy::TenantService;
-use vectis_strategies::{ProcessError, Strategies};
+use vectis_strategies::Strategies;
+use vectis_strategies::registry::RegistryError;
 
 /// Every domain service, cheap to clone.
 #[derive(Clone)]
@@ -44,9 +45,10 @@ pub struct Services {
 }
 
 impl Services {
-    /// Builds the services over a connected database.
-    pub fn new(db: Db, config: &Config) -> Result<Self, ProcessError> {
-        Self::with_strategies(db, config, Strategies::defaults())
+    /// Builds the services over a connected database, with the configured strategies.
+    pub fn new(db: Db, config: &Config) -> Result<Self, RegistryError> {
+        let strategies = vectis_strategies::registry::resolve(&config.selection())?;
+        Self::with_strategies(db, config, strategies)
     }
 
     /// Builds the services with the given business strategies (see `docs/extending.md`). A
@@ -55,7 +57,7 @@ impl Services {
         db: Db,
         config: &Config,
         strategies: Strategies,
-    ) -> Result<Self, ProcessError> {
+    ) -> Result<Self, RegistryError> {
         let core = Core {
             db: db.clone(),
             bus: EventBus::default(),

@@ -1,13 +1,19 @@
 //! Event sinks: custom destinations for domain events (an ERP export, a data warehouse, a
 //! message bus of your own), run by the event consumer next to webhooks and projections.
 //!
-//! A sink is an [`EventSink`] registered in [`EVENT_SINKS`] with a name; linking the crate
-//! into the binary is enough for the engine to find it, and `consumer.sinks = ["name"]`
-//! (env `VECTIS_CONSUMER_SINKS='["name"]'`) enables it.
+//! A sink is an [`EventSink`] registered by name in
+//! [`STRATEGIES`](crate::registry::STRATEGIES) as a [`Build::EventSink`](crate::registry::Build);
+//! linking the crate into the binary is enough for the engine to find it, and
+//! `consumer.sinks = ["name"]` (env `VECTIS_CONSUMER_SINKS='["name"]'`) enables it, with
+//! settings from `[strategies.options.sinks.<name>]`.
 //!
 //! ```ignore
-//! #[linkme::distributed_slice(vectis_strategies::events::EVENT_SINKS)]
-//! static MY_SINK: EventSinkFactory = EventSinkFactory { name: "my-sink", build: || Ok(Arc::new(MySink)) };
+//! #[linkme::distributed_slice(vectis_strategies::registry::STRATEGIES)]
+//! static MY_SINK: Registration = Registration {
+//!     name: "my-sink",
+//!     engine: "^0.1",
+//!     build: Build::EventSink(|_options| Ok(Arc::new(MySink))),
+//! };
 //! ```
 //!
 //! **Contract.** Delivery is at least once: the engine records that a sink handled an event
@@ -17,8 +23,6 @@
 //! backoff (`consumer.retry_initial_ms` doubling to `consumer.retry_max_ms`), then the event
 //! becomes a dead letter for this sink. **Budget:** `deliver` runs on the consumer's path; keep
 //! it under a few milliseconds or buffer inside the sink.
-
-use std::sync::Arc;
 
 use uuid::Uuid;
 
@@ -59,21 +63,4 @@ pub trait EventSink: Send + Sync {
 
     /// Takes one event. `Ok` means it is durably handed over.
     async fn deliver(&self, event: &SinkEvent<'_>) -> Result<(), SinkError>;
-}
-
-/// How the engine finds and builds a sink.
-pub struct EventSinkFactory {
-    /// The name to enable it by (also its inbox key: `sink:{name}`).
-    pub name: &'static str,
-    /// Builds the sink (reading its own settings, e.g. from the environment).
-    pub build: fn() -> Result<Arc<dyn EventSink>, String>,
-}
-
-/// Every sink linked into the binary.
-#[linkme::distributed_slice]
-pub static EVENT_SINKS: [EventSinkFactory];
-
-/// The registered sink called `name`.
-pub fn find_sink(name: &str) -> Option<&'static EventSinkFactory> {
-    EVENT_SINKS.iter().find(|f| f.name == name)
 }

@@ -16,14 +16,16 @@
 //!   rates, free above a threshold).
 //! - [`promotions`]: [`PromotionStrategy`] and [`DefaultPromotions`] (percentage and fixed
 //!   coupons with minimum order values).
-//! - [`events`]: [`events::EventSink`], custom destinations for domain events, discovered
-//!   through [`events::EVENT_SINKS`].
+//! - [`events`]: [`events::EventSink`], custom destinations for domain events.
 //! - [`order_process`]: [`OrderProcess`], the order states as data, merged and validated into
 //!   a [`ProcessGraph`] at boot, and [`DefaultOrderProcess`] (the B2B process with an approval
 //!   slot asking an [`ApprovalStrategy`]).
 //! - [`order_code`]: [`OrderCodeStrategy`] and [`DefaultOrderCode`] (`VX-2026-000123`).
 //! - [`payments`]: [`PaymentMethodHandler`], [`InvoiceHandler`] (on account, within the credit
 //!   limit) and [`TestCardHandler`].
+//! - [`registry`]: every strategy by name in [`registry::STRATEGIES`] (the defaults and any
+//!   linked extension's), and [`registry::resolve`], which builds what the configuration
+//!   chose and checks names, engine-version ranges, options and the merged order process.
 //! - [`Strategies`]: the configured strategies in one place; [`Strategies::defaults`] lists
 //!   the defaults.
 //!
@@ -39,6 +41,7 @@ pub mod order_process;
 pub mod payments;
 pub mod pricing;
 pub mod promotions;
+pub mod registry;
 pub mod shipping;
 pub mod tax;
 

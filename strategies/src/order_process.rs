@@ -96,13 +96,17 @@ pub struct TransitionContext<'a> {
     pub reason: Option<&'a str>,
 }
 
-/// A guard's refusal: a code and a message for the caller.
+/// A guard's refusal: a code and a message for the caller. A refusal may instead *hold* the
+/// order: the engine then moves it to the named state (when the graph allows that step from
+/// the current state) and it waits there, e.g. for an approver or for credit control.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Veto {
     /// Machine-readable, e.g. `CREDIT_REVIEW_REQUIRED`.
     pub code: String,
     /// For people.
     pub message: String,
+    /// The state to hold the order in instead of refusing.
+    pub hold: Option<String>,
 }
 
 impl Veto {
@@ -111,7 +115,14 @@ impl Veto {
         Veto {
             code: code.into(),
             message: message.into(),
+            hold: None,
         }
+    }
+
+    /// The veto, holding the order in `state` instead of refusing.
+    pub fn hold_in(mut self, state: impl Into<String>) -> Self {
+        self.hold = Some(state.into());
+        self
     }
 }
 
@@ -225,7 +236,7 @@ pub trait OrderProcess: Send + Sync {
 
 /// Why a merged process graph is invalid: the process and the state at fault.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("order process `{process}`: state `{state}` {problem}")]
+#[error("order process `{process}`: {}{problem}", if state.is_empty() { String::new() } else { format!("state `{state}` ") })]
 pub struct ProcessError {
     /// The process that introduced the problem.
     pub process: String,
@@ -358,7 +369,7 @@ impl ProcessGraph {
                 .map(|p| p.name().to_owned())
                 .unwrap_or_default(),
             state: String::new(),
-            problem: "none: no process sets the initial state".into(),
+            problem: "no process sets the initial state (list the process that does first)".into(),
         })?;
         if !states.contains_key(&initial) {
             return Err(fail(
@@ -644,7 +655,9 @@ impl OrderProcess for DefaultOrderProcess {
                 to: PLACED.into(),
                 guard: Arc::new(move |ctx: &TransitionContext<'_>| {
                     match approval.needs_approval(ctx.order) {
-                        Some(reason) => Err(Veto::new(APPROVAL_REQUIRED, reason)),
+                        Some(reason) => {
+                            Err(Veto::new(APPROVAL_REQUIRED, reason).hold_in(PENDING_APPROVAL))
+                        }
                         None => Ok(()),
                     }
                 }),

@@ -48,7 +48,8 @@ pub trait ShippingStrategy: Send + Sync {
 }
 
 /// A configured shipping method of [`DefaultShipping`].
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct FlatRateMethod {
     /// Code.
     pub code: String,
@@ -59,12 +60,16 @@ pub struct FlatRateMethod {
     /// Flat part, in minor units.
     pub base: i64,
     /// Per unit of quantity.
+    #[serde(default)]
     pub per_unit: i64,
     /// Per started kilogram.
+    #[serde(default)]
     pub per_kg: i64,
     /// Free at or above this subtotal.
+    #[serde(default)]
     pub free_above: Option<i64>,
     /// Destination countries served (empty: all).
+    #[serde(default)]
     pub countries: Vec<String>,
 }
 

@@ -10,6 +10,12 @@ use vectis_engine::App;
 use vectis_engine::config::Config;
 use vectis_engine::consumer::{EventRuntime, pipeline};
 
+// The example extensions: linked, so that configuration alone enables them
+// (`strategies.pricing = "volume-discount"`, `strategies.order_process = [.., "credit-review"]`,
+// `consumer.sinks = ["erp-export"]`).
+#[cfg(feature = "example-extensions")]
+use {vectis_ext_credit_review as _, vectis_ext_erp_export as _, vectis_ext_volume_discount as _};
+
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 

@@ -24,7 +24,7 @@ use serde_json::json;
 use uuid::Uuid;
 use vectis_strategies::order_code::OrderCodeContext;
 use vectis_strategies::order_process::{
-    APPROVAL_REQUIRED, Actor, OrderSnapshot, TransitionContext, TransitionRejection, state,
+    Actor, OrderSnapshot, TransitionContext, TransitionRejection, state,
 };
 use vectis_strategies::payments::{
     PaymentContext, PaymentKind, PaymentMethodHandler, PaymentOutcome, PaymentRequest, term_days,
@@ -833,12 +833,14 @@ impl OrdersService {
         payment_id: Uuid,
     ) -> AppResult<Result<order::Model, TransitionFailure>> {
         let code = self.next_code(uow).await?;
-        let mut target = state::PLACED;
+        let placing = placement(code.clone());
+        // What guards see: the order as it will be placed, its payment authorised.
         let probe = order::Model {
             code: Some(code.clone()),
+            payment_method: Some(placing.payment_method.clone()),
             ..cart.clone()
         };
-        let snap = snapshot(&probe, 0);
+        let snap = snapshot(&probe, cart.total);
         let check = self.process.check(&TransitionContext {
             order: &snap,
             from: &cart.state,
@@ -846,27 +848,32 @@ impl OrdersService {
             actor,
             reason: None,
         });
+        // A guard that holds the order (for approval, credit control, …) sends it to its
+        // holding state instead; staff or approvers release it to `Placed` later.
+        let mut target = state::PLACED.to_owned();
+        let mut hold_reason = None;
         if let Err(TransitionRejection::Vetoed { veto, .. }) = &check
-            && veto.code == APPROVAL_REQUIRED
-            && self.process.allows(&cart.state, state::PENDING_APPROVAL)
+            && let Some(hold) = &veto.hold
+            && self.process.allows(&cart.state, hold)
         {
-            target = state::PENDING_APPROVAL;
+            target = hold.clone();
+            hold_reason = Some(veto.message.clone());
         }
         // The frozen order (code, addresses, payment method, key) in the change that places it.
-        let frozen = CartService::placement_sets(placement(code.clone()))?;
         let placed_event = json!({ "orderId": cart.id, "code": code, "customerId": cart.customer_id,
             "companyId": cart.company_id, "locationId": cart.location_id, "lineCount": cart.line_count,
             "currency": cart.currency, "total": cart.total, "state": target,
-            "paymentMethod": placement(code.clone()).payment_method,
-            "poNumber": placement(code.clone()).po_number, "placedAt": Utc::now() });
+            "paymentMethod": placing.payment_method, "poNumber": placing.po_number,
+            "placedAt": placing.placed_at });
+        let frozen = CartService::placement_sets(placing)?;
         let placed = match self
             .transition_with(
                 uow,
                 &cart,
                 0,
-                target,
+                &target,
                 actor,
-                None,
+                hold_reason.as_deref(),
                 frozen,
                 Some(("vectis.order.placed", placed_event)),
             )
@@ -875,9 +882,21 @@ impl OrdersService {
             Ok(o) => o,
             Err(f) => return Ok(Err(f)),
         };
-        if target == state::PENDING_APPROVAL {
+        if target != state::PLACED {
             return Ok(Ok(placed));
         }
+        self.authorized(uow, placed, actor, payment_id).await
+    }
+
+    /// From `Placed` to `PaymentAuthorized` once the payment is authorised (a process without
+    /// that step keeps the order placed).
+    async fn authorized(
+        &self,
+        uow: &mut UnitOfWork,
+        placed: order::Model,
+        actor: &Actor,
+        payment_id: Uuid,
+    ) -> AppResult<Result<order::Model, TransitionFailure>> {
         let event = json!({ "orderId": placed.id, "code": placed.code, "paymentId": payment_id,
                             "method": placed.payment_method, "amount": placed.total,
                             "currency": placed.currency });
@@ -1217,7 +1236,11 @@ impl OrdersService {
             .await?
             .filter(|o| o.state != state::CART)
             .ok_or_else(|| AppError::not_found("Order", id))?;
-        if managed.contains(&to) {
+        // Releasing a held order (from an approval or an extension's review state) places it.
+        let release = to == state::PLACED
+            && order.state != state::ARRANGING_PAYMENT
+            && self.process.allows(&order.state, state::PLACED);
+        if managed.contains(&to) && !release && self.process.allows(&order.state, to) {
             return Ok(Err(TransitionFailure {
                 code: "MANAGED_TRANSITION".into(),
                 message: format!(
@@ -1242,16 +1265,20 @@ impl OrdersService {
                 "is longer than 500 characters",
             ));
         }
-        let moved = self
-            .transition(
-                &mut uow,
-                &order,
-                paid,
-                to,
-                &actor_of(caller),
-                reason.as_deref(),
-            )
+        let actor = actor_of(caller);
+        let mut moved = self
+            .transition(&mut uow, &order, paid, to, &actor, reason.as_deref())
             .await?;
+        if release
+            && let Ok(placed) = &moved
+            && let Some(p) = payments
+                .iter()
+                .find(|p| p.state == payment_state::AUTHORIZED)
+        {
+            moved = self
+                .authorized(&mut uow, placed.clone(), &actor, p.id)
+                .await?;
+        }
         if moved.is_ok() {
             uow.commit().await?;
         }

@@ -11,6 +11,7 @@ mod concurrency;
 mod contract;
 mod errors;
 mod events;
+mod extensions;
 mod http;
 mod isolation;
 mod notifications;
@@ -24,3 +25,7 @@ mod statements;
 mod streaming;
 mod support;
 mod webhooks;
+
+// The example extensions, enabled by configuration in `extensions`.
+use vectis_ext_credit_review as _;
+use vectis_ext_volume_discount as _;

@@ -679,7 +679,7 @@ async fn extension_sinks_are_found_by_name_and_unknown_names_are_refused() {
     let err = vectis_engine::consumer::pipeline(&t.app).err().unwrap();
     assert!(
         err.to_string()
-            .contains("no event sink named `no-such-sink`"),
+            .starts_with("consumer.sinks: no event sink named `no-such-sink` is linked"),
         "{err}"
     );
 }
@@ -1022,11 +1022,12 @@ impl vectis_strategies::events::EventSink for Recording {
     }
 }
 
-#[linkme::distributed_slice(vectis_strategies::events::EVENT_SINKS)]
-static RECORDING: vectis_strategies::events::EventSinkFactory =
-    vectis_strategies::events::EventSinkFactory {
+#[linkme::distributed_slice(vectis_strategies::registry::STRATEGIES)]
+static RECORDING: vectis_strategies::registry::Registration =
+    vectis_strategies::registry::Registration {
         name: "test-recording",
-        build: || Ok(Arc::new(Recording)),
+        engine: "^0.1",
+        build: vectis_strategies::registry::Build::EventSink(|_| Ok(Arc::new(Recording))),
     };
 
 #[tokio::test]

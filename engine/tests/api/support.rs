@@ -112,9 +112,11 @@ impl TestApp {
         Self::with_config(fresh_config().await).await
     }
 
-    /// A fresh engine with the given configuration and tenant `acme`.
+    /// A fresh engine with the given configuration (strategies chosen by it) and tenant `acme`.
     pub async fn with_config(config: Config) -> TestApp {
-        Self::with_strategies(config, vectis_strategies::Strategies::defaults()).await
+        let strategies =
+            vectis_strategies::registry::resolve(&config.selection()).expect("strategies");
+        Self::with_strategies(config, strategies).await
     }
 
     /// A fresh engine with custom strategies and tenant `acme`.

@@ -3,7 +3,8 @@
 //! Appends every order and cart event (`vectis.order.*`, `vectis.cart.*`) as one JSON line to
 //! `{dir}/{tenant id}/{YYYY-MM-DD}.jsonl`, where an ERP import job picks them up. Each line
 //! carries the event id, so the import skips a line it has seen (the consumer delivers at least
-//! once). The folder comes from `VECTIS_ERP_EXPORT_DIR` (default `erp-export`).
+//! once). The folder is the option `dir` (`[strategies.options.sinks.erp-export] dir = "…"`),
+//! else `VECTIS_ERP_EXPORT_DIR`, else `erp-export`.
 //!
 //! Enable it in a binary that links this crate with `consumer.sinks = ["erp-export"]`.
 
@@ -11,16 +12,29 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use tokio::io::AsyncWriteExt;
-use vectis_strategies::events::{EVENT_SINKS, EventSink, EventSinkFactory, SinkError, SinkEvent};
+use vectis_strategies::events::{EventSink, SinkError, SinkEvent};
+use vectis_strategies::registry::{Build, Registration, STRATEGIES};
+
+/// Options: `[strategies.options.sinks.erp-export]`.
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Settings {
+    dir: Option<String>,
+}
 
 /// The sink's registration.
-#[linkme::distributed_slice(EVENT_SINKS)]
-static ERP_EXPORT: EventSinkFactory = EventSinkFactory {
+#[linkme::distributed_slice(STRATEGIES)]
+static ERP_EXPORT: Registration = Registration {
     name: "erp-export",
-    build: || {
-        let dir = std::env::var("VECTIS_ERP_EXPORT_DIR").unwrap_or_else(|_| "erp-export".into());
+    engine: "^0.1",
+    build: Build::EventSink(|options| {
+        let settings: Settings = options.parse()?;
+        let dir = settings
+            .dir
+            .or_else(|| std::env::var("VECTIS_ERP_EXPORT_DIR").ok())
+            .unwrap_or_else(|| "erp-export".into());
         Ok(Arc::new(ErpExport::new(dir)))
-    },
+    }),
 };
 
 /// Writes order and cart events as JSON lines per tenant and day.
@@ -81,7 +95,11 @@ mod tests {
 
     #[test]
     fn registered_by_name() {
-        assert!(vectis_strategies::events::find_sink("erp-export").is_some());
+        let found = vectis_strategies::registry::find(
+            vectis_strategies::registry::Slot::EventSink,
+            "erp-export",
+        );
+        assert!(found.is_some());
     }
 
     #[tokio::test]
