@@ -535,6 +535,11 @@ async fn concurrent_cancellations_of_one_order_cancel_it_once() {
             .filter(|r| r["data"]["cancelOrder"]["__typename"] == "Order")
             .count();
         assert_eq!(won, 1, "round {round}: {results:?}");
+        let refused = results
+            .iter()
+            .filter(|r| r["data"]["cancelOrder"]["__typename"] == "TransitionError")
+            .count();
+        assert_eq!(refused, PARALLEL - 1, "the others get a TransitionError");
         assert!(results.iter().all(|r| r["errors"].is_null()), "{results:?}");
     }
     let available = t
@@ -550,4 +555,150 @@ async fn concurrent_cancellations_of_one_order_cancel_it_once() {
         available, 100_000_000,
         "every reservation released exactly once"
     );
+}
+
+async fn available_credit(t: &TestApp, company: &str) -> i64 {
+    t.ok(
+        Some(&t.a.admin),
+        "query($c: ID!) { company(id: $c) { effectiveSettings { availableCredit { amount } } } }",
+        json!({ "c": company }),
+    )
+    .await["company"]["effectiveSettings"]["availableCredit"]["amount"]
+        .as_i64()
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_invoice_settled_by_many_at_once_is_paid_once() {
+    let t = parallel_app().await;
+    catalog(&t, 1, 10_000).await;
+    let (company, buyer) =
+        crate::orders::b2b(&t, "NET30", Some(100_000_000), "s@race.test", "buyer").await;
+    for round in 0..ROUNDS {
+        crate::orders::add(&t, &buyer, "S-0", 1).await;
+        let order = crate::orders::place(
+            &t,
+            &buyer,
+            json!({ "paymentMethod": "invoice", "shippingMethod": "standard" }),
+        )
+        .await;
+        let payment = t
+            .ok(
+                Some(&t.a.admin),
+                "query($id: ID!) { order(id: $id) { payments { id } } }",
+                json!({ "id": order["id"] }),
+            )
+            .await["order"]["payments"][0]["id"]
+            .clone();
+        let admin = t.a.admin.clone();
+        let results = race(PARALLEL, |_| {
+            call(
+                &t,
+                Some(admin.clone()),
+                "mutation($p: ID!) { settlePayment(paymentId: $p) { __typename
+                    ... on PaymentOperationError { code } } }",
+                json!({ "p": payment.clone() }),
+            )
+        })
+        .await;
+        let settled = results
+            .iter()
+            .filter(|r| r["data"]["settlePayment"]["__typename"] == "Payment")
+            .count();
+        assert_eq!(settled, 1, "round {round}: {results:?}");
+        assert!(
+            results.iter().all(|r| r["errors"].is_null()
+                && (r["data"]["settlePayment"]["__typename"] == "Payment"
+                    || r["data"]["settlePayment"]["code"] == "PAYMENT_NOT_SETTLEABLE")),
+            "{results:?}"
+        );
+        let state = t
+            .ok(
+                Some(&t.a.admin),
+                "query($id: ID!) { order(id: $id) { state history { to } } }",
+                json!({ "id": order["id"] }),
+            )
+            .await["order"]
+            .clone();
+        assert_eq!(state["state"], "PaymentSettled");
+        let settlements = state["history"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|h| h["to"] == "PaymentSettled")
+            .count();
+        assert_eq!(settlements, 1, "one transition recorded: {state}");
+    }
+    assert_eq!(
+        available_credit(&t, &company).await,
+        100_000_000,
+        "every invoice's exposure dropped exactly once"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn staff_releasing_a_held_order_at_once_release_it_once() {
+    let mut config = fresh_config().await;
+    config.database.max_connections = (PARALLEL + 4) as u32;
+    config.strategies.order_process = vec!["default".into(), "credit-review".into()];
+    config.strategies.options.insert(
+        "order_process".into(),
+        std::collections::BTreeMap::from([(
+            "credit-review".into(),
+            json!({ "thresholds": { "EUR": 1 } }),
+        )]),
+    );
+    let t = Arc::new(TestApp::with_config(config).await);
+    catalog(&t, 1, 10_000).await;
+    let (_, buyer) =
+        crate::orders::b2b(&t, "NET30", Some(100_000_000), "r@race.test", "buyer").await;
+    for round in 0..ROUNDS {
+        crate::orders::add(&t, &buyer, "S-0", 1).await;
+        let order = crate::orders::place(
+            &t,
+            &buyer,
+            json!({ "paymentMethod": "invoice", "shippingMethod": "standard" }),
+        )
+        .await;
+        assert_eq!(order["state"], "CreditReview", "{order}");
+        let id = order["id"].clone();
+        let admin = t.a.admin.clone();
+        // Every caller releases the held order: one does, the others find it released.
+        let results = race(PARALLEL, |_| {
+            call(
+                &t,
+                Some(admin.clone()),
+                "mutation($id: ID!) { r: transitionOrder(id: $id, state: \"Placed\") {
+                    __typename ... on Order { state } ... on TransitionError { code } } }",
+                json!({ "id": id.clone() }),
+            )
+        })
+        .await;
+        let won: Vec<_> = results
+            .iter()
+            .filter(|r| r["data"]["r"]["__typename"] == "Order")
+            .collect();
+        assert_eq!(won.len(), 1, "round {round}: {results:?}");
+        let refused = results
+            .iter()
+            .filter(|r| r["data"]["r"]["code"] == "INVALID_TRANSITION")
+            .count();
+        assert_eq!(refused, PARALLEL - 1, "{results:?}");
+        let history = t
+            .ok(
+                Some(&t.a.admin),
+                "query($id: ID!) { order(id: $id) { state history { from } } }",
+                json!({ "id": id }),
+            )
+            .await["order"]
+            .clone();
+        let from_review = history["history"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|h| h["from"] == "CreditReview")
+            .count();
+        assert_eq!(from_review, 1, "left the review once: {history}");
+        assert_eq!(history["state"], won[0]["data"]["r"]["state"]);
+    }
 }
