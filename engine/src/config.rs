@@ -108,12 +108,19 @@ impl Default for StrategiesConfig {
 pub struct PaymentsConfig {
     /// Payment method handlers offered, by name, in the order buyers see them.
     pub methods: Vec<String>,
+    /// Age after which a provider payment still `Pending` counts as interrupted and is
+    /// recovered (its provider asked again with the same idempotency key).
+    pub recover_after_secs: u64,
+    /// How often `vectis serve` looks for interrupted payments (0: never).
+    pub recover_every_secs: u64,
 }
 
 impl Default for PaymentsConfig {
     fn default() -> Self {
         PaymentsConfig {
             methods: Selection::default().payment_methods,
+            recover_after_secs: 120,
+            recover_every_secs: 60,
         }
     }
 }

@@ -138,9 +138,18 @@ impl EventRuntime {
             (app.db().backend() == DbBackend::Postgres).then(|| app.config.database.url.clone());
         runtime
             .tasks
-            .push(tokio::spawn(relay.clone().run(listen, rx)));
+            .push(tokio::spawn(relay.clone().run(listen, rx.clone())));
         let _ = app.relay.set(relay.clone());
         runtime.relay = Some(relay);
+        let payments = &app.config.payments;
+        if payments.recover_every_secs > 0 {
+            runtime.tasks.push(tokio::spawn(recover_payments(
+                app.services.orders.clone(),
+                Duration::from_secs(payments.recover_every_secs),
+                Duration::from_secs(payments.recover_after_secs),
+                rx,
+            )));
+        }
         Ok(runtime)
     }
 
@@ -209,6 +218,26 @@ impl EventRuntime {
             {
                 tracing::warn!("an event task did not stop within 30 s");
             }
+        }
+    }
+}
+
+/// Finishes interrupted checkouts every `every` (see `OrdersService::recover_payments`).
+async fn recover_payments(
+    orders: crate::orders::OrdersService,
+    every: Duration,
+    grace: Duration,
+    mut stop: watch::Receiver<bool>,
+) {
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(every) => {}
+            _ = stop.changed() => return,
+        }
+        match orders.recover_payments(grace).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(payments = n, "recovered interrupted payments"),
+            Err(err) => tracing::warn!(error = ?err, "recovering payments"),
         }
     }
 }

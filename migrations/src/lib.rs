@@ -15,6 +15,7 @@ mod m20261122_000006_carts;
 mod m20261122_000007_event_streaming;
 mod m20261201_000008_sound_core;
 mod m20261201_000009_orders;
+mod m20261202_000010_payment_intents;
 pub mod rls;
 mod util;
 
@@ -34,6 +35,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261122_000007_event_streaming::Migration),
             Box::new(m20261201_000008_sound_core::Migration),
             Box::new(m20261201_000009_orders::Migration),
+            Box::new(m20261202_000010_payment_intents::Migration),
         ]
     }
 }

@@ -185,26 +185,32 @@ impl PaymentMethodHandler for InvoiceHandler {
     }
 }
 
-/// Card numbers [`TestCardHandler`] declines.
+/// A card number [`TestCardHandler`] declines (any number ending in `0002`).
 pub const DECLINED_CARD: &str = "4000000000000002";
-/// A card number whose provider is unreachable (every call fails, to test recovery).
+/// A card number whose provider is unreachable (any number ending in `0119`; every call
+/// fails).
 pub const UNREACHABLE_CARD: &str = "4000000000000119";
 
 /// A deterministic card provider for tests and the demo: card `4242 4242 4242 4242` (and any
 /// other) authorises, [`DECLINED_CARD`] is declined, [`UNREACHABLE_CARD`] fails to answer.
-/// The card number comes from the checkout metadata `{"cardNumber": "…"}`.
+/// The card number comes from the checkout metadata `{"cardNumber": "…"}`. The outcome depends
+/// on the last four digits only, which the engine keeps when it stores the metadata (`…0002`):
+/// a repeated call with the same payment, as after an interrupted checkout, gets the same
+/// answer, as from a provider that remembers its idempotency keys.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct TestCardHandler;
 
 impl TestCardHandler {
-    fn card(req: &PaymentRequest) -> String {
-        req.metadata
+    fn last4(req: &PaymentRequest) -> String {
+        let digits: String = req
+            .metadata
             .get("cardNumber")
             .and_then(|c| c.as_str())
             .unwrap_or("4242424242424242")
             .chars()
             .filter(char::is_ascii_digit)
-            .collect()
+            .collect();
+        digits[digits.len().saturating_sub(4)..].to_owned()
     }
 }
 
@@ -227,11 +233,16 @@ impl PaymentMethodHandler for TestCardHandler {
     }
 
     async fn authorize(&self, req: &PaymentRequest) -> Result<PaymentOutcome, PaymentError> {
-        match Self::card(req).as_str() {
-            DECLINED_CARD => Ok(PaymentOutcome::Declined {
-                message: "the card was declined".into(),
-            }),
-            UNREACHABLE_CARD => Err(PaymentError("the card provider did not answer".into())),
+        let last4 = Self::last4(req);
+        match last4.as_str() {
+            _ if DECLINED_CARD.ends_with(&last4) && last4.len() == 4 => {
+                Ok(PaymentOutcome::Declined {
+                    message: "the card was declined".into(),
+                })
+            }
+            _ if UNREACHABLE_CARD.ends_with(&last4) && last4.len() == 4 => {
+                Err(PaymentError("the card provider did not answer".into()))
+            }
             _ => Ok(PaymentOutcome::Authorized {
                 transaction_id: Some(format!("tc_{}", req.idempotency_key.simple())),
                 due_in_days: None,
@@ -308,6 +319,16 @@ mod tests {
             Ok(PaymentOutcome::Declined { .. })
         ));
         assert!(h.authorize(&req(UNREACHABLE_CARD)).await.is_err());
+        // What the engine stores of a card (its last four digits) gives the same answers.
+        assert!(matches!(
+            h.authorize(&req("…0002")).await,
+            Ok(PaymentOutcome::Declined { .. })
+        ));
+        assert!(h.authorize(&req("…0119")).await.is_err());
+        assert!(matches!(
+            h.authorize(&req("…4242")).await,
+            Ok(PaymentOutcome::Authorized { .. })
+        ));
         // The same key, the same reference.
         assert_eq!(
             h.authorize(&req("4242424242424242")).await,

@@ -52,6 +52,8 @@ pub mod payment {
         pub message: Option<String>,
         pub due_at: Option<DateTimeUtc>,
         pub version: i64,
+        /// A provider payment's pending placement (JSON), until its result is recorded.
+        pub intent: Option<String>,
     }
 
     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -27,7 +27,8 @@ use vectis_strategies::order_process::{
     Actor, OrderSnapshot, TransitionContext, TransitionRejection, state,
 };
 use vectis_strategies::payments::{
-    PaymentContext, PaymentKind, PaymentMethodHandler, PaymentOutcome, PaymentRequest, term_days,
+    PaymentContext, PaymentError, PaymentKind, PaymentMethodHandler, PaymentOutcome,
+    PaymentRequest, term_days,
 };
 use vectis_strategies::{CurrencyCode, Money, ProcessError, ProcessGraph, Strategies};
 
@@ -227,6 +228,33 @@ pub struct OrdersService {
     pricing: PricingService,
     companies: CompaniesService,
     tenants: TenantService,
+}
+
+/// What a provider payment remembers to finish its placement without the request that
+/// started it (stored with the payment as JSON until its result is recorded).
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Intent {
+    shipping_address: PostalAddress,
+    billing_address: PostalAddress,
+    po_number: Option<String>,
+    email: Option<String>,
+    idempotency_key: String,
+}
+
+impl Intent {
+    fn placement(&self, code: String, method: &str) -> Placement {
+        Placement {
+            code,
+            placed_at: Utc::now(),
+            shipping_address: self.shipping_address.clone(),
+            billing_address: self.billing_address.clone(),
+            po_number: self.po_number.clone(),
+            payment_method: method.to_owned(),
+            idempotency_key: self.idempotency_key.clone(),
+            email: self.email.clone(),
+        }
+    }
 }
 
 fn actor_of(caller: &Caller) -> Actor {
@@ -638,16 +666,14 @@ impl OrdersService {
                 cart.version
             )
         });
-        let placement = |code: String| Placement {
-            code,
-            placed_at: Utc::now(),
-            shipping_address: ship_to.clone(),
-            billing_address: bill_to.clone(),
+        let intent = Intent {
+            shipping_address: ship_to,
+            billing_address: bill_to,
             po_number: input.po_number.clone(),
-            payment_method: handler.code().to_owned(),
-            idempotency_key: key.clone(),
-            email: email.clone(),
+            email,
+            idempotency_key: key,
         };
+        let placement = |code: String| intent.placement(code, handler.code());
         let payment_id = Uuid::now_v7();
         match handler.kind() {
             PaymentKind::OnAccount => {
@@ -690,6 +716,7 @@ impl OrdersService {
                     payment_state::AUTHORIZED,
                     json!({ "termDays": days, "creditHolder": buyer.credit.map(|c| c.0) }),
                     due.map(|d| Utc::now() + Duration::days(d)),
+                    None,
                 )
                 .await?;
                 let placed = self
@@ -713,6 +740,7 @@ impl OrdersService {
                     payment_state::PENDING,
                     input.payment_metadata.clone(),
                     None,
+                    Some(serde_json::to_string(&intent).map_err(anyhow::Error::from)?),
                 )
                 .await?;
                 uow.commit().await?;
@@ -726,89 +754,239 @@ impl OrdersService {
                         transaction_id: None,
                     })
                     .await;
-                let mut uow = self.core.begin_for(caller).await?;
-                let cart_id = cart.id;
-                let cart =
-                    crate::db::lock::lock::<order::Entity, _>(uow.tx(), caller.tenant, cart.id)
-                        .await?
-                        .ok_or_else(|| AppError::not_found("Order", cart.id))?;
-                let (declined, message, transaction_id) = match outcome {
-                    Ok(PaymentOutcome::Authorized { transaction_id, .. })
-                    | Ok(PaymentOutcome::Settled { transaction_id }) => {
-                        (None, None, transaction_id)
-                    }
-                    Ok(PaymentOutcome::Declined { message }) => {
-                        (Some(payment_state::DECLINED), Some(message), None)
-                    }
-                    Ok(PaymentOutcome::Done) => (None, None, None),
-                    Err(e) => {
-                        tracing::warn!(payment = %payment_id, error = %e, "payment provider");
-                        (
-                            Some(payment_state::FAILED),
-                            Some("the payment provider did not answer; nothing was charged".into()),
-                            None,
-                        )
-                    }
-                };
-                if let Some(failed) = declined {
-                    let message = message.unwrap_or_default();
-                    self.update_payment(&mut uow, payment_id, failed, None, Some(&message))
-                        .await?;
-                    // Back to an editable cart.
-                    let event = json!({ "orderId": cart.id, "paymentId": payment_id,
-                                        "method": handler.code(), "state": failed, "message": message });
-                    if let Err(f) = self
-                        .transition_with(
-                            &mut uow,
-                            &cart,
-                            0,
-                            state::CART,
-                            &Actor::System,
-                            Some(&message),
-                            Vec::new(),
-                            Some(("vectis.order.payment_declined", event)),
-                        )
-                        .await?
-                    {
-                        return Ok(PlaceOutcome::Transition(f));
-                    }
-                    uow.commit().await?;
-                    return Ok(PlaceOutcome::PaymentDeclined { message });
-                }
-                self.update_payment(
-                    &mut uow,
+                self.complete_intent(
+                    caller.tenant,
+                    Some(caller),
+                    cart.id,
                     payment_id,
-                    payment_state::AUTHORIZED,
-                    transaction_id,
+                    &handler,
+                    outcome,
+                    &intent,
+                    &actor,
+                )
+                .await
+            }
+        }
+    }
+
+    async fn begin_as(&self, tenant: TenantId, caller: Option<&Caller>) -> AppResult<UnitOfWork> {
+        match caller {
+            Some(c) => self.core.begin_for(c).await,
+            None => self.core.begin(tenant, None).await,
+        }
+    }
+
+    /// Records a provider's answer to a payment intent and finishes the placement (authorised)
+    /// or returns the order to its cart (declined, failed, or refused by the order process).
+    /// Both the request that recorded the intent and [`Self::recover_payments`] call it:
+    /// whoever locks the order first records the answer, the other finds it recorded.
+    #[allow(clippy::too_many_arguments)]
+    async fn complete_intent(
+        &self,
+        tenant: TenantId,
+        caller: Option<&Caller>,
+        order_id: Uuid,
+        payment_id: Uuid,
+        handler: &Arc<dyn PaymentMethodHandler>,
+        outcome: Result<PaymentOutcome, PaymentError>,
+        intent: &Intent,
+        actor: &Actor,
+    ) -> AppResult<PlaceOutcome> {
+        let mut uow = self.begin_as(tenant, caller).await?;
+        let cart = crate::db::lock::lock::<order::Entity, _>(uow.tx(), tenant, order_id)
+            .await?
+            .ok_or_else(|| AppError::not_found("Order", order_id))?;
+        let payment = crate::db::lock::lock::<payment::Entity, _>(uow.tx(), tenant, payment_id)
+            .await?
+            .ok_or_else(|| AppError::not_found("Payment", payment_id))?;
+        if payment.state != payment_state::PENDING {
+            // Recorded already (by recovery, or by the request that recorded the intent).
+            return Ok(match payment.state.as_str() {
+                payment_state::AUTHORIZED | payment_state::SETTLED if cart.code.is_some() => {
+                    PlaceOutcome::Placed(Box::new(cart))
+                }
+                _ => PlaceOutcome::PaymentDeclined {
+                    message: payment
+                        .message
+                        .unwrap_or_else(|| "the payment did not go through".into()),
+                },
+            });
+        }
+        let total = money(cart.total, &cart.currency);
+        let (declined, message, transaction_id) = match outcome {
+            Ok(PaymentOutcome::Authorized { transaction_id, .. })
+            | Ok(PaymentOutcome::Settled { transaction_id }) => (None, None, transaction_id),
+            Ok(PaymentOutcome::Declined { message }) => {
+                (Some(payment_state::DECLINED), Some(message), None)
+            }
+            Ok(PaymentOutcome::Done) => (None, None, None),
+            Err(e) => {
+                tracing::warn!(payment = %payment_id, error = %e, "payment provider");
+                (
+                    Some(payment_state::FAILED),
+                    Some("the payment provider did not answer; nothing was charged".into()),
                     None,
                 )
-                .await?;
-                match self
-                    .finish_placement(&mut uow, cart, &actor, &placement, payment_id)
+            }
+        };
+        if let Some(failed) = declined {
+            let message = message.unwrap_or_default();
+            return self
+                .back_to_cart(uow, &cart, payment_id, handler.code(), failed, &message)
+                .await;
+        }
+        self.update_payment(
+            &mut uow,
+            payment_id,
+            payment_state::AUTHORIZED,
+            transaction_id.clone(),
+            None,
+        )
+        .await?;
+        let placement = |code: String| intent.placement(code, handler.code());
+        match self
+            .finish_placement(&mut uow, cart.clone(), actor, &placement, payment_id)
+            .await?
+        {
+            Ok(order) => {
+                uow.commit().await?;
+                Ok(PlaceOutcome::Placed(Box::new(order)))
+            }
+            Err(f) => {
+                drop(uow);
+                // Not placed after all: the cart is the buyer's again, and what the provider
+                // authorised is released.
+                let uow = self.begin_as(tenant, caller).await?;
+                let cart = crate::db::lock::lock::<order::Entity, _>(uow.tx(), tenant, order_id)
                     .await?
+                    .ok_or_else(|| AppError::not_found("Order", order_id))?;
+                self.back_to_cart(
+                    uow,
+                    &cart,
+                    payment_id,
+                    handler.code(),
+                    payment_state::CANCELLED,
+                    &f.message,
+                )
+                .await?;
+                if let Err(e) = handler
+                    .cancel(&PaymentRequest {
+                        idempotency_key: payment_id,
+                        order_id,
+                        order_code: None,
+                        amount: total,
+                        metadata: serde_json::Value::Null,
+                        transaction_id,
+                    })
+                    .await
                 {
-                    Ok(order) => {
-                        uow.commit().await?;
-                        Ok(PlaceOutcome::Placed(Box::new(order)))
-                    }
-                    Err(f) => {
-                        drop(uow);
-                        // Not placed after all: release what the provider authorised.
-                        let _ = handler
-                            .cancel(&PaymentRequest {
-                                idempotency_key: payment_id,
-                                order_id: cart_id,
-                                order_code: None,
-                                amount: total,
-                                metadata: input.payment_metadata.clone(),
-                                transaction_id: None,
-                            })
-                            .await;
-                        Ok(PlaceOutcome::Transition(f))
-                    }
+                    tracing::warn!(payment = %payment_id, error = %e, "releasing an authorisation");
+                }
+                Ok(PlaceOutcome::Transition(f))
+            }
+        }
+    }
+
+    /// Marks the payment `state` with `message` and moves the order back to an editable cart.
+    async fn back_to_cart(
+        &self,
+        mut uow: UnitOfWork,
+        cart: &order::Model,
+        payment_id: Uuid,
+        method: &str,
+        state: &str,
+        message: &str,
+    ) -> AppResult<PlaceOutcome> {
+        self.update_payment(&mut uow, payment_id, state, None, Some(message))
+            .await?;
+        let event = json!({ "orderId": cart.id, "paymentId": payment_id,
+                            "method": method, "state": state, "message": message });
+        if let Err(f) = self
+            .transition_with(
+                &mut uow,
+                cart,
+                0,
+                state::CART,
+                &Actor::System,
+                Some(message),
+                Vec::new(),
+                Some(("vectis.order.payment_declined", event)),
+            )
+            .await?
+        {
+            return Ok(PlaceOutcome::Transition(f));
+        }
+        uow.commit().await?;
+        Ok(PlaceOutcome::PaymentDeclined {
+            message: message.to_owned(),
+        })
+    }
+
+    /// Finishes provider payments whose checkout was interrupted after the intent was recorded
+    /// (the process stopped, the client went away): every `Pending` payment older than
+    /// `grace` is asked again, with the same idempotency key, and its placement completed or
+    /// undone. A provider that still does not answer is asked again on the next run, for a
+    /// day; then the payment counts as failed and the cart is the buyer's again. Returns how
+    /// many payments were resolved.
+    pub async fn recover_payments(&self, grace: std::time::Duration) -> AppResult<usize> {
+        use sea_orm::{QueryOrder, QuerySelect};
+        let now = Utc::now();
+        let cutoff = now - Duration::from_std(grace).unwrap_or(Duration::zero());
+        let tx = self.core.db.read(crate::db::Scope::System).await?;
+        let pending = payment::Entity::find()
+            .filter(payment::Column::State.eq(payment_state::PENDING))
+            .filter(payment::Column::CreatedAt.lt(cutoff))
+            .filter(payment::Column::Intent.is_not_null())
+            .order_by_asc(payment::Column::CreatedAt)
+            .limit(100)
+            .all(&tx)
+            .await?;
+        tx.commit().await?;
+        let mut resolved = 0;
+        for p in pending {
+            let (Some(handler), Some(intent)) = (
+                self.payment_handler(&p.method),
+                p.intent
+                    .as_deref()
+                    .and_then(|i| serde_json::from_str::<Intent>(i).ok()),
+            ) else {
+                tracing::warn!(payment = %p.id, method = %p.method, "a pending payment that cannot be recovered");
+                continue;
+            };
+            let outcome = handler
+                .authorize(&PaymentRequest {
+                    idempotency_key: p.id,
+                    order_id: p.order_id,
+                    order_code: None,
+                    amount: money(p.amount, &p.currency),
+                    metadata: serde_json::from_str(&p.metadata).unwrap_or_default(),
+                    transaction_id: None,
+                })
+                .await;
+            if outcome.is_err() && p.created_at > now - Duration::days(1) {
+                continue;
+            }
+            let tenant = TenantId(p.tenant_id);
+            match self
+                .complete_intent(
+                    tenant,
+                    None,
+                    p.order_id,
+                    p.id,
+                    &handler,
+                    outcome,
+                    &intent,
+                    &Actor::System,
+                )
+                .await
+            {
+                Ok(_) => resolved += 1,
+                Err(e) => {
+                    tracing::warn!(payment = %p.id, error = ?e, "recovering a payment");
                 }
             }
         }
+        Ok(resolved)
     }
 
     async fn already_placed_by(
@@ -929,6 +1107,7 @@ impl OrdersService {
         state: &str,
         metadata: serde_json::Value,
         due_at: Option<chrono::DateTime<Utc>>,
+        intent: Option<String>,
     ) -> AppResult<()> {
         let now = Utc::now();
         payment::Entity::insert(payment::ActiveModel {
@@ -948,6 +1127,7 @@ impl OrdersService {
             message: Set(None),
             due_at: Set(due_at),
             version: Set(1),
+            intent: Set(intent),
         })
         .exec_without_returning(uow.tx())
         .await?;
@@ -962,7 +1142,11 @@ impl OrdersService {
         transaction_id: Option<String>,
         message: Option<&str>,
     ) -> AppResult<payment::Model> {
-        let mut sets = vec![(payment::Column::State, Expr::value(state.to_owned()))];
+        let mut sets = vec![
+            (payment::Column::State, Expr::value(state.to_owned())),
+            // The intent is spent once a result is recorded.
+            (payment::Column::Intent, Expr::value(Option::<String>::None)),
+        ];
         if let Some(t) = transaction_id {
             sets.push((payment::Column::TransactionId, Expr::value(t)));
         }

@@ -851,3 +851,169 @@ async fn reorder_copies_the_lines_and_reports_what_changed() {
         .await;
     assert_eq!(crate::support::error_code(&r), "NOT_FOUND");
 }
+
+/// A card provider whose first answer for a payment never arrives (the request is abandoned),
+/// and which answers later calls with the same key: approved, or declined for cards ending
+/// in 0002.
+struct HangingCard;
+
+static ASKED: std::sync::Mutex<Vec<uuid::Uuid>> = std::sync::Mutex::new(Vec::new());
+
+#[async_trait::async_trait]
+impl vectis_strategies::PaymentMethodHandler for HangingCard {
+    fn code(&self) -> &str {
+        "hanging-card"
+    }
+    fn description(&self) -> &str {
+        "A provider that does not answer at first"
+    }
+    fn kind(&self) -> vectis_strategies::payments::PaymentKind {
+        vectis_strategies::payments::PaymentKind::Provider
+    }
+    fn eligible(&self, _: &vectis_strategies::payments::PaymentContext) -> Result<(), String> {
+        Ok(())
+    }
+    async fn authorize(
+        &self,
+        req: &vectis_strategies::payments::PaymentRequest,
+    ) -> Result<
+        vectis_strategies::payments::PaymentOutcome,
+        vectis_strategies::payments::PaymentError,
+    > {
+        use vectis_strategies::payments::PaymentOutcome;
+        let first = {
+            let mut asked = ASKED.lock().unwrap();
+            let first = !asked.contains(&req.idempotency_key);
+            asked.push(req.idempotency_key);
+            first
+        };
+        if first {
+            std::future::pending::<()>().await;
+        }
+        let card = req.metadata["cardNumber"].as_str().unwrap_or_default();
+        Ok(if card.ends_with("0002") {
+            PaymentOutcome::Declined {
+                message: "declined on the second look".into(),
+            }
+        } else {
+            PaymentOutcome::Authorized {
+                transaction_id: Some(format!("hc_{}", req.idempotency_key.simple())),
+                due_in_days: None,
+            }
+        })
+    }
+    async fn settle(
+        &self,
+        req: &vectis_strategies::payments::PaymentRequest,
+    ) -> Result<
+        vectis_strategies::payments::PaymentOutcome,
+        vectis_strategies::payments::PaymentError,
+    > {
+        Ok(vectis_strategies::payments::PaymentOutcome::Settled {
+            transaction_id: req.transaction_id.clone(),
+        })
+    }
+    async fn cancel(
+        &self,
+        _: &vectis_strategies::payments::PaymentRequest,
+    ) -> Result<
+        vectis_strategies::payments::PaymentOutcome,
+        vectis_strategies::payments::PaymentError,
+    > {
+        Ok(vectis_strategies::payments::PaymentOutcome::Done)
+    }
+    async fn refund(
+        &self,
+        _: &vectis_strategies::payments::PaymentRequest,
+    ) -> Result<
+        vectis_strategies::payments::PaymentOutcome,
+        vectis_strategies::payments::PaymentError,
+    > {
+        Ok(vectis_strategies::payments::PaymentOutcome::Done)
+    }
+}
+
+#[linkme::distributed_slice(vectis_strategies::registry::STRATEGIES)]
+static HANGING_CARD: vectis_strategies::registry::Registration =
+    vectis_strategies::registry::Registration {
+        name: "hanging-card",
+        engine: "^0.1",
+        build: vectis_strategies::registry::Build::PaymentMethod(|_| Ok(Arc::new(HangingCard))),
+    };
+
+#[tokio::test]
+async fn an_interrupted_card_checkout_is_recovered_with_the_same_key() {
+    let mut config = fresh_config().await;
+    config.payments.methods = vec!["invoice".into(), "hanging-card".into()];
+    let t = TestApp::with_config(config).await;
+    crate::cart::catalog(&t, 1, 10_000).await;
+    let (_, buyer) = b2b(&t, "NET30", None, "buyer@acme.test", "buyer").await;
+    let orders = &t.app.services.orders;
+    for (card, placed) in [("4242424242424242", true), ("4000000000000002", false)] {
+        add(&t, &buyer, "S-0", 3).await;
+        let input = json!({ "paymentMethod": "hanging-card", "shippingMethod": "standard",
+                            "paymentMetadata": { "cardNumber": card } });
+        // The buyer's request is abandoned while the provider is asked.
+        let abandoned = tokio::time::timeout(
+            std::time::Duration::from_millis(500),
+            t.gql(Some(&buyer), PLACE, json!({ "i": input })),
+        )
+        .await;
+        assert!(abandoned.is_err(), "the provider never answered");
+        // The checkout is in progress: the cart cannot be placed or changed meanwhile.
+        let again = t.gql(Some(&buyer), PLACE, json!({ "i": input })).await;
+        assert_eq!(crate::support::error_code(&again), "CART_LOCKED", "{again}");
+        // Too young to count as interrupted.
+        let none = orders
+            .recover_payments(std::time::Duration::from_secs(3600))
+            .await
+            .unwrap();
+        assert_eq!(none, 0);
+        let resolved = orders
+            .recover_payments(std::time::Duration::ZERO)
+            .await
+            .unwrap();
+        assert_eq!(resolved, 1, "{card}");
+        assert_eq!(
+            orders
+                .recover_payments(std::time::Duration::ZERO)
+                .await
+                .unwrap(),
+            0,
+            "recovered once"
+        );
+        let mine = t
+            .ok(
+                Some(&buyer),
+                "{ myOrders(first: 10) { nodes { state code payments { method state } } } }",
+                json!({}),
+            )
+            .await;
+        let nodes = mine["myOrders"]["nodes"].as_array().unwrap();
+        let cart = t
+            .ok(Some(&buyer), "{ cart { lineCount } }", json!({}))
+            .await;
+        if placed {
+            assert_eq!(nodes.len(), 1, "{mine}");
+            assert_eq!(nodes[0]["state"], "PaymentAuthorized");
+            assert_eq!(nodes[0]["payments"][0]["state"], "Authorized");
+            assert!(
+                cart["cart"].is_null() || cart["cart"]["lineCount"] == 0,
+                "{cart}"
+            );
+        } else {
+            assert_eq!(nodes.len(), 1, "no second order: {mine}");
+            assert_eq!(cart["cart"]["lineCount"], 1, "{cart}");
+            // Editable again.
+            add(&t, &buyer, "S-0", 1).await;
+            // The buyer pays by invoice instead; the cart was left as it was.
+            let r = place(
+                &t,
+                &buyer,
+                json!({ "paymentMethod": "invoice", "shippingMethod": "standard" }),
+            )
+            .await;
+            assert_eq!(r["state"], "PaymentAuthorized", "{r}");
+        }
+    }
+}
