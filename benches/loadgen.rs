@@ -2,7 +2,7 @@
 //! catalog under concurrency.
 //!
 //! ```text
-//! cargo run --release -p vectis-benches --bin loadgen -- [URL] [--prepare] [--catalog-only] [--duration SECS] [--reads N]
+//! cargo run --release -p vectis-benches --bin loadgen -- [URL] [--prepare] [--catalog-only | --orders-only] [--duration SECS] [--reads N]
 //! ```
 //!
 //! `--prepare` only creates the bench catalog and exits: on PostgreSQL, let statistics catch
@@ -14,7 +14,9 @@
 //!
 //! Scenarios: a 1,000-line cart built in one mutation and in chunks of 100; the full cart
 //! read 30 times after 5 warm-ups; one line added to a 1,000-line cart; the same at 10,000
-//! lines; `products(first: 20)` with variants and prices under 16 and 64 connections for
+//! lines; `placeOrder` of 1,000 and 10,000-line carts (10 and 3 times) by a company buyer of
+//! the demo on account (staff settle each invoice) and by a guest paying by test card;
+//! `products(first: 20)` with variants and prices under 16 and 64 connections for
 //! 20 s each. Each scenario prints a line; the last line is all results as JSON
 //! (milliseconds: min, p50, p95; requests/s for the catalog).
 
@@ -204,15 +206,28 @@ async fn ensure_catalog(client: &mut Client) {
 
 /// Builds a guest cart of `lines` in chunks of `chunk`; returns the token and each call's time.
 async fn build(client: &mut Client, size: usize, chunk: usize) -> (String, Vec<Duration>) {
+    let (token, times) = build_as(client, None, size, chunk).await;
+    (token.expect("a cart token"), times)
+}
+
+/// Builds a cart of `lines` in chunks of `chunk`, as the customer whose `Authorization` header
+/// is given (their cart) or as a guest (a new guest cart, whose token is returned).
+async fn build_as(
+    client: &mut Client,
+    bearer: Option<&str>,
+    size: usize,
+    chunk: usize,
+) -> (Option<String>, Vec<Duration>) {
     let mut token: Option<String> = None;
     let mut times = Vec::new();
     let mut start = 0;
     while start < size {
         let end = (start + chunk).min(size);
-        let headers: Vec<(&str, &str)> = token
+        let mut headers: Vec<(&str, &str)> = token
             .as_deref()
             .map(|t| vec![("x-vectis-cart-token", t)])
             .unwrap_or_default();
+        headers.extend(bearer.map(|b| ("authorization", b)));
         let t0 = Instant::now();
         let out = client
             .gql(&headers, ADD, json!({ "l": lines(start..end) }))
@@ -224,7 +239,89 @@ async fn build(client: &mut Client, size: usize, chunk: usize) -> (String, Vec<D
         }
         start = end;
     }
-    (token.expect("a cart token"), times)
+    (token, times)
+}
+
+const PLACE: &str = "mutation($i: PlaceOrderInput!) { placeOrder(input: $i) { __typename
+  ... on Order { id code state lineCount totals { total { amount currency } } payments { id state } }
+  ... on EmptyCartError { code message } ... on CartChangedError { code message }
+  ... on PriceChangedError { code message } ... on MissingAddressError { code message }
+  ... on ShippingMethodError { code message } ... on PaymentMethodError { code message }
+  ... on CreditLimitExceededError { code message } ... on PaymentDeclinedError { code message }
+  ... on TransitionError { code message } } }";
+const SETTLE: &str =
+    "mutation($p: ID!) { settlePayment(paymentId: $p) { __typename ... on Payment { state } } }";
+
+/// Logs in (staff with `login`, a company user with `customerLogin`) and returns the
+/// `Authorization` header value.
+async fn bearer(client: &mut Client, mutation: &str, email: &str) -> String {
+    let out = client
+        .gql(
+            &[],
+            &format!("mutation($e: String!) {{ {mutation}(tenant: \"demo\", email: $e, password: \"vectis-demo\") {{ accessToken }} }}"),
+            json!({ "e": email }),
+        )
+        .await;
+    format!(
+        "Bearer {}",
+        out[mutation]["accessToken"].as_str().expect("a token")
+    )
+}
+
+/// Who places the orders of a scenario.
+enum Buyer<'a> {
+    /// A guest cart paid by test card (the provider path: intent, handler, outcome).
+    GuestByCard,
+    /// A company user paying on account; staff settle each invoice so the credit limit
+    /// never runs out.
+    OnAccount { buyer: &'a str, staff: &'a str },
+}
+
+/// Fills a cart with `size` lines (one mutation, not timed) and times `placeOrder`, `reps`
+/// times.
+async fn place(client: &mut Client, who: &Buyer<'_>, size: usize, reps: usize) -> Vec<Duration> {
+    let mut times = Vec::new();
+    for rep in 0..reps {
+        let (auth, input) = match who {
+            Buyer::GuestByCard => (
+                None,
+                json!({ "paymentMethod": "test-card", "paymentMetadata": { "cardNumber": "4242 4242 4242 4242" },
+                        "email": "bench@example.com", "shippingMethod": "standard",
+                        "shippingAddress": { "streetLine1": "Hauptstr. 1", "city": "Berlin", "postalCode": "10115", "countryCode": "DE" } }),
+            ),
+            Buyer::OnAccount { buyer, .. } => (
+                Some(*buyer),
+                json!({ "paymentMethod": "invoice", "shippingMethod": "standard",
+                        "purchaseOrderNumber": format!("PO-LOADGEN-{size}-{rep}") }),
+            ),
+        };
+        let (token, _) = build_as(client, auth, size, size).await;
+        let mut headers: Vec<(&str, &str)> = Vec::new();
+        headers.extend(token.as_deref().map(|t| ("x-vectis-cart-token", t)));
+        headers.extend(auth.map(|b| ("authorization", b)));
+        let t0 = Instant::now();
+        let out = client.gql(&headers, PLACE, json!({ "i": input })).await;
+        times.push(t0.elapsed());
+        let order = &out["placeOrder"];
+        assert_eq!(order["__typename"], "Order", "{}", short(&out));
+        assert_eq!(order["lineCount"], size, "{}", short(&out));
+        if let Buyer::OnAccount { staff, .. } = who {
+            let settled = client
+                .gql(
+                    &[("authorization", staff)],
+                    SETTLE,
+                    json!({ "p": order["payments"][0]["id"] }),
+                )
+                .await;
+            assert_eq!(
+                settled["settlePayment"]["state"],
+                "Settled",
+                "{}",
+                short(&settled)
+            );
+        }
+    }
+    times
 }
 
 async fn read(client: &mut Client, token: &str, expected: usize, reads: usize) -> Vec<Duration> {
@@ -307,10 +404,12 @@ async fn main() {
     let mut reads = 30;
     let mut prepare_only = false;
     let mut catalog_only = false;
+    let mut orders_only = false;
     while let Some(arg) = args.next() {
         match arg.as_str() {
             "--prepare" => prepare_only = true,
             "--catalog-only" => catalog_only = true,
+            "--orders-only" => orders_only = true,
             "--duration" => {
                 duration = args
                     .next()
@@ -334,7 +433,11 @@ async fn main() {
         results.insert(name.to_owned(), value);
     };
 
-    let sizes: &[usize] = if catalog_only { &[] } else { &[1_000, 10_000] };
+    let sizes: &[usize] = if catalog_only || orders_only {
+        &[]
+    } else {
+        &[1_000, 10_000]
+    };
     for &size in sizes {
         let reps = if size == 1_000 { 10 } else { 3 };
         let mut one = Vec::new();
@@ -361,6 +464,28 @@ async fn main() {
                 stats(&mut add_one(&mut client, &token, size, reads).await),
             );
         }
+    }
+    if !catalog_only {
+        let staff = bearer(&mut client, "login", "admin@vectis.demo").await;
+        let buyer = bearer(&mut client, "customerLogin", "buyer@acme.demo").await;
+        let on_account = Buyer::OnAccount {
+            buyer: &buyer,
+            staff: &staff,
+        };
+        for (size, reps) in [(1_000, 10), (10_000, 3)] {
+            report(
+                &format!("place_{size}_line_order_on_account"),
+                stats(&mut place(&mut client, &on_account, size, reps).await),
+            );
+            report(
+                &format!("place_{size}_line_order_guest_by_card"),
+                stats(&mut place(&mut client, &Buyer::GuestByCard, size, reps).await),
+            );
+        }
+    }
+    if orders_only {
+        println!("{}", Value::Object(results));
+        return;
     }
     for connections in [16, 64] {
         let s = catalog(&target, connections, Duration::from_secs(duration)).await;
