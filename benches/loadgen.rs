@@ -202,6 +202,33 @@ async fn ensure_catalog(client: &mut Client) {
             .await;
         assert_eq!(out["upsertVariants"]["applied"], true, "{}", short(&out));
     }
+    // Stock-tracked, in two warehouses, so that placing an order reserves stock.
+    for code in ["loadgen-a", "loadgen-b"] {
+        client
+            .gql(
+                &auth,
+                "mutation($c: String!) { createStockLocation(code: $c, name: \"Bench warehouse\") { id } }",
+                json!({ "c": code }),
+            )
+            .await;
+    }
+    for chunk in (0..BENCH_SKUS).collect::<Vec<_>>().chunks(5_000) {
+        let rows: Vec<Value> = chunk
+            .iter()
+            .flat_map(|i| {
+                ["loadgen-a", "loadgen-b"]
+                    .map(|l| json!({ "sku": sku(*i), "location": l, "onHand": 1_000_000_000 }))
+            })
+            .collect();
+        let out = client
+            .gql(
+                &auth,
+                "mutation($r: [StockLevelInput!]!) { setStockLevels(rows: $r) { applied errors { index message } } }",
+                json!({ "r": rows }),
+            )
+            .await;
+        assert_eq!(out["setStockLevels"]["applied"], true, "{}", short(&out));
+    }
 }
 
 /// Builds a guest cart of `lines` in chunks of `chunk`; returns the token and each call's time.

@@ -107,8 +107,13 @@ impl App {
             );
             let accounts = AccountsLoader::new(self.services.accounts.clone(), caller.tenant);
             let companies = CompaniesLoader::new(self.services.companies.clone(), caller.tenant);
+            let inventory = crate::inventory::graphql::request_loader(
+                self.services.inventory.clone(),
+                caller.tenant,
+            );
             request = request
                 .data(request_loader(loader))
+                .data(inventory)
                 .data(DataLoader::new(accounts, tokio::spawn))
                 .data(DataLoader::new(companies, tokio::spawn))
                 .data(caller);

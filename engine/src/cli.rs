@@ -63,6 +63,26 @@ pub enum Command {
         #[command(subcommand)]
         command: EventsCommand,
     },
+    /// Imports data from files.
+    Import {
+        #[command(subcommand)]
+        command: ImportCommand,
+    },
+}
+
+/// `import` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum ImportCommand {
+    /// Sets stock levels from a CSV file with the columns `sku,location,on_hand` (absolute
+    /// units on hand per SKU and stock location code). Every row is checked first: when any
+    /// is bad, each bad row is reported by line number and nothing is applied.
+    Stock {
+        /// Tenant slug.
+        #[arg(long)]
+        tenant: String,
+        /// The CSV file.
+        file: PathBuf,
+    },
 }
 
 /// `events` subcommands.
@@ -192,6 +212,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 },
         } => admin_create(config, &tenant, &email, &name).await,
         Command::Serve { demo, .. } => serve(config, demo).await,
+        Command::Import {
+            command: ImportCommand::Stock { tenant, file },
+        } => import_stock(config, &tenant, &file).await,
         Command::Events {
             command:
                 EventsCommand::Replay {
@@ -338,6 +361,40 @@ pub async fn tenant_by_slug(
         .await?
         .ok_or_else(|| anyhow::anyhow!("no tenant `{slug}`"))?;
     Ok(Some(tenant.id))
+}
+
+async fn import_stock(config: Config, tenant: &str, file: &std::path::Path) -> anyhow::Result<()> {
+    use indicatif::{ProgressBar, ProgressStyle};
+    let input = std::fs::File::open(file).with_context(|| format!("opening {}", file.display()))?;
+    let report = |bad: Vec<crate::inventory::import::BadRow>| {
+        for row in &bad {
+            eprintln!("{}:{row}", file.display());
+        }
+        anyhow::anyhow!("{} bad row(s); nothing was imported", bad.len())
+    };
+    let rows = crate::inventory::import::parse(std::io::BufReader::new(input)).map_err(&report)?;
+    let app = App::start(config).await?;
+    let tenant = tenant_by_slug(&app, Some(tenant))
+        .await?
+        .ok_or_else(|| anyhow::anyhow!("no tenant"))?;
+    let bar = ProgressBar::new(rows.len() as u64);
+    bar.set_style(
+        ProgressStyle::with_template("importing stock {bar:40} {pos}/{len} rows")
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    let outcome = app
+        .services
+        .inventory
+        .import(tenant, rows, |done| bar.set_position(done))
+        .await;
+    bar.finish_and_clear();
+    match outcome.map_err(|e| anyhow::anyhow!(e.message()))? {
+        Ok(n) => {
+            println!("imported {n} stock levels");
+            Ok(())
+        }
+        Err(bad) => Err(report(bad)),
+    }
 }
 
 /// Resolves on Ctrl-C or SIGTERM.

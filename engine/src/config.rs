@@ -29,6 +29,7 @@ const SECTIONS: &[&str] = &[
     "webhooks",
     "strategies",
     "payments",
+    "inventory",
 ];
 
 /// The whole configuration.
@@ -59,12 +60,14 @@ pub struct Config {
     pub strategies: StrategiesConfig,
     /// Payment methods offered.
     pub payments: PaymentsConfig,
+    /// Stock reservations and stock from outside systems.
+    pub inventory: InventoryConfig,
 }
 
 /// `[strategies]`: the registered strategy (the engine's or a linked extension's) that makes
 /// each decision, by name, and `[strategies.options.<slot>.<name>]` tables with their
 /// settings (slots: `pricing`, `tax`, `shipping`, `promotions`, `approval`, `order_process`,
-/// `order_code`, `payments`, `sinks`). Checked at boot: see `docs/extending.md`.
+/// `order_code`, `stock_allocation`, `payments`, `sinks`). Checked at boot: see `docs/extending.md`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct StrategiesConfig {
@@ -82,6 +85,8 @@ pub struct StrategiesConfig {
     pub order_process: Vec<String>,
     /// Order numbers.
     pub order_code: String,
+    /// Which stock locations serve which order lines.
+    pub stock_allocation: String,
     /// Settings by slot and strategy name.
     pub options: BTreeMap<String, BTreeMap<String, serde_json::Value>>,
 }
@@ -97,6 +102,7 @@ impl Default for StrategiesConfig {
             approval: d.approval,
             order_process: d.order_process,
             order_code: d.order_code,
+            stock_allocation: d.stock_allocation,
             options: d.options,
         }
     }
@@ -121,6 +127,28 @@ impl Default for PaymentsConfig {
             methods: Selection::default().payment_methods,
             recover_after_secs: 120,
             recover_every_secs: 60,
+        }
+    }
+}
+
+/// `[inventory]`: engine-wide inventory settings (per-tenant ones, such as the low-stock
+/// threshold, are set through the API: `updateInventorySettings`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct InventoryConfig {
+    /// How often `vectis serve` releases expired checkout reservations (0: never).
+    pub release_every_secs: u64,
+    /// The topic `vectis-consumer` reads absolute stock levels from (a WMS or ERP writes it),
+    /// after the `kafka.topic_prefix` (`vectis.inbound.inventory` by default); empty: none.
+    /// Messages it cannot apply go to the same name with `.dlq` appended.
+    pub inbound_topic: String,
+}
+
+impl Default for InventoryConfig {
+    fn default() -> Self {
+        InventoryConfig {
+            release_every_secs: 30,
+            inbound_topic: "inbound.inventory".into(),
         }
     }
 }
@@ -423,6 +451,7 @@ impl Config {
             approval: s.approval,
             order_process: s.order_process,
             order_code: s.order_code,
+            stock_allocation: s.stock_allocation,
             payment_methods: self.payments.methods.clone(),
             options: s.options,
         }

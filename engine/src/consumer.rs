@@ -147,6 +147,14 @@ impl EventRuntime {
                 app.services.orders.clone(),
                 Duration::from_secs(payments.recover_every_secs),
                 Duration::from_secs(payments.recover_after_secs),
+                rx.clone(),
+            )));
+        }
+        let every = app.config.inventory.release_every_secs;
+        if every > 0 {
+            runtime.tasks.push(tokio::spawn(release_reservations(
+                app.services.orders.clone(),
+                Duration::from_secs(every),
                 rx,
             )));
         }
@@ -175,6 +183,23 @@ impl EventRuntime {
         runtime.spawn_workers(app, &pipeline, &rx);
         let group = app.config.consumer.group_id.clone();
         let consumer_pipeline = pipeline.clone();
+        let inbound = app.config.inventory.inbound_topic.trim().to_owned();
+        if !inbound.is_empty() {
+            let (kafka, rx) = (kafka.clone(), rx.clone());
+            let topic = format!("{}{inbound}", kafka.topic_prefix);
+            let group = format!("{group}.inbound");
+            let (inventory, tenants) =
+                (app.services.inventory.clone(), app.services.tenants.clone());
+            runtime.tasks.push(tokio::spawn(async move {
+                if let Err(err) = crate::events::kafka::consume_inbound(
+                    &kafka, &group, &topic, inventory, tenants, rx,
+                )
+                .await
+                {
+                    tracing::error!(error = %format!("{err:#}"), "inbound stock consumer stopped");
+                }
+            }));
+        }
         runtime.tasks.push(tokio::spawn(async move {
             if let Err(err) = consume(&kafka, &group, consumer_pipeline, rx).await {
                 tracing::error!(error = %format!("{err:#}"), "event consumer stopped");
@@ -238,6 +263,25 @@ async fn recover_payments(
             Ok(0) => {}
             Ok(n) => tracing::info!(payments = n, "recovered interrupted payments"),
             Err(err) => tracing::warn!(error = ?err, "recovering payments"),
+        }
+    }
+}
+
+/// Releases expired checkout reservations every `every`.
+async fn release_reservations(
+    orders: crate::orders::OrdersService,
+    every: Duration,
+    mut stop: watch::Receiver<bool>,
+) {
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(every) => {}
+            _ = stop.changed() => return,
+        }
+        match orders.release_expired_reservations().await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(carts = n, "released expired checkout reservations"),
+            Err(err) => tracing::warn!(error = ?err, "releasing checkout reservations"),
         }
     }
 }

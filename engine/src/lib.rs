@@ -20,6 +20,7 @@ pub mod error;
 pub mod events;
 pub mod graphql;
 pub mod http;
+pub mod inventory;
 pub mod kernel;
 pub mod notifications;
 pub mod orders;

@@ -555,6 +555,7 @@ pub async fn seed_demo(services: &Services, progress: bool) -> anyhow::Result<Se
     let acme = seed_accounts(services, &caller).await?;
     seed_price_lists(services, &caller, acme, contract_skus, wholesale_skus).await?;
     seed_coupons(services, &caller).await?;
+    seed_stock(services, &caller, &skus).await?;
     report.tenant = Some(tenant);
     Ok(report)
 }
@@ -852,6 +853,53 @@ fn percent(base: i64, pct: i64) -> i64 {
 /// A contract price list for Acme Construction (hex bolts M8 and M10: 5 % off, 10 % from 100,
 /// 15 % from 1,000) and a wholesale list (hex nuts: 3 % off, 8 % from 500).
 /// Demo coupons: `WELCOME10` (10 % from 100 EUR) and `BULK500` (500 EUR off from 10,000 EUR).
+/// Two warehouses and stock for every demo variant (once: when the tenant has no stock
+/// locations yet): most variants in stock, every fifth low, every seventh out of stock.
+async fn seed_stock(services: &Services, caller: &Caller, skus: &[String]) -> anyhow::Result<()> {
+    use crate::inventory::service::{Change, StockRow, kind};
+    let inventory = &services.inventory;
+    if !inventory.locations(caller.tenant).await?.is_empty() {
+        return Ok(());
+    }
+    inventory
+        .create_location(caller, "berlin", "Berlin warehouse", Some("DE"))
+        .await?;
+    inventory
+        .create_location(caller, "poznan", "Poznań warehouse", Some("PL"))
+        .await?;
+    let mut rows = Vec::with_capacity(skus.len() * 2);
+    for (i, sku) in skus.iter().enumerate() {
+        let (berlin, poznan) = if i % 7 == 0 {
+            (0, 0)
+        } else if i % 5 == 0 {
+            (6, 0)
+        } else {
+            (100 + (i as i64 * 37) % 900, (i as i64 * 53) % 400)
+        };
+        for (location, on_hand) in [("berlin", berlin), ("poznan", poznan)] {
+            rows.push(StockRow {
+                sku: sku.clone(),
+                location: location.into(),
+                change: Change::Set(on_hand),
+            });
+        }
+    }
+    for chunk in rows.chunks(crate::inventory::service::MAX_STOCK_ROWS) {
+        if let Err(errors) = inventory
+            .change_stock(
+                caller,
+                chunk.to_vec(),
+                kind::IMPORT,
+                Some("demo stock".into()),
+            )
+            .await?
+        {
+            anyhow::bail!("demo stock rejected: {}", errors[0].message);
+        }
+    }
+    Ok(())
+}
+
 async fn seed_coupons(services: &Services, caller: &Caller) -> anyhow::Result<()> {
     let existing = services.cart.coupons(caller).await?;
     let coupons = [

@@ -40,6 +40,8 @@ pub struct Services {
     pub webhooks: crate::webhooks::WebhooksService,
     /// Orders and the order process.
     pub orders: crate::orders::OrdersService,
+    /// Stock locations, levels, reservations.
+    pub inventory: crate::inventory::InventoryService,
     /// The configured business strategies.
     pub strategies: Strategies,
 }
@@ -80,16 +82,21 @@ impl Services {
                 prices_include_tax: config.commerce.prices_include_tax,
             },
         );
+        let inventory = crate::inventory::InventoryService::new(
+            core.clone(),
+            strategies.stock_allocation.clone(),
+        );
         let orders = crate::orders::OrdersService::new(
             core.clone(),
             &strategies,
+            inventory.clone(),
             cart.clone(),
             pricing.clone(),
             companies.clone(),
-            tenants.clone(),
         )?;
         Ok(Services {
             orders,
+            inventory,
             auth: AuthService::new(
                 core.clone(),
                 tenants.clone(),

@@ -16,6 +16,7 @@ mod m20261122_000007_event_streaming;
 mod m20261201_000008_sound_core;
 mod m20261201_000009_orders;
 mod m20261202_000010_payment_intents;
+mod m20261203_000011_inventory;
 pub mod rls;
 mod util;
 
@@ -36,6 +37,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261201_000008_sound_core::Migration),
             Box::new(m20261201_000009_orders::Migration),
             Box::new(m20261202_000010_payment_intents::Migration),
+            Box::new(m20261203_000011_inventory::Migration),
         ]
     }
 }

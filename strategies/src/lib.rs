@@ -23,6 +23,8 @@
 //! - [`order_code`]: [`OrderCodeStrategy`] and [`DefaultOrderCode`] (`VX-2026-000123`).
 //! - [`payments`]: [`PaymentMethodHandler`], [`InvoiceHandler`] (on account, within the credit
 //!   limit) and [`TestCardHandler`].
+//! - [`allocation`]: [`StockAllocationStrategy`] and [`DefaultAllocation`] (the buyer's
+//!   preferred warehouse, then the one with most stock; optional splitting; backorders).
 //! - [`registry`]: every strategy by name in [`registry::STRATEGIES`] (the defaults and any
 //!   linked extension's), and [`registry::resolve`], which builds what the configuration
 //!   chose and checks names, engine-version ranges, options and the merged order process.
@@ -34,6 +36,7 @@
 //! implementation, and its documentation says what it decides, when it is called and its
 //! performance budget.
 
+pub mod allocation;
 pub mod events;
 pub mod money;
 pub mod order_code;
@@ -47,6 +50,7 @@ pub mod tax;
 
 use std::sync::Arc;
 
+pub use allocation::{DefaultAllocation, StockAllocationStrategy};
 pub use money::{CurrencyCode, Money, MoneyError};
 pub use order_code::{DefaultOrderCode, OrderCodeStrategy};
 pub use order_process::{
@@ -76,6 +80,8 @@ pub struct Strategies {
     pub order_code: Arc<dyn OrderCodeStrategy>,
     /// The payment methods offered, in the order shown to buyers.
     pub payments: Vec<Arc<dyn PaymentMethodHandler>>,
+    /// Which stock locations serve which lines.
+    pub stock_allocation: Arc<dyn StockAllocationStrategy>,
 }
 
 impl Strategies {
@@ -89,6 +95,7 @@ impl Strategies {
             order_process: vec![Arc::new(DefaultOrderProcess::default())],
             order_code: Arc::new(DefaultOrderCode::default()),
             payments: vec![Arc::new(InvoiceHandler), Arc::new(TestCardHandler)],
+            stock_allocation: Arc::new(DefaultAllocation::default()),
         }
     }
 }

@@ -26,6 +26,7 @@ use std::sync::Arc;
 
 use serde::de::DeserializeOwned;
 
+use crate::allocation::{DefaultAllocation, StockAllocationStrategy};
 use crate::events::EventSink;
 use crate::order_process::{ApprovalStrategy, DefaultProcessOptions, OrderProcess};
 use crate::{
@@ -85,6 +86,8 @@ pub enum Build {
     OrderProcess(ProcessBuilder),
     /// `strategies.order_code`.
     OrderCode(Builder<dyn OrderCodeStrategy>),
+    /// `strategies.stock_allocation`.
+    StockAllocation(Builder<dyn StockAllocationStrategy>),
     /// `payments.methods` (a list, in the order shown to buyers).
     PaymentMethod(Builder<dyn PaymentMethodHandler>),
     /// `consumer.sinks` (a list): destinations for domain events.
@@ -102,6 +105,7 @@ impl Build {
             Build::Approval(_) => Slot::Approval,
             Build::OrderProcess(_) => Slot::OrderProcess,
             Build::OrderCode(_) => Slot::OrderCode,
+            Build::StockAllocation(_) => Slot::StockAllocation,
             Build::PaymentMethod(_) => Slot::PaymentMethod,
             Build::EventSink(_) => Slot::EventSink,
         }
@@ -125,6 +129,8 @@ pub enum Slot {
     OrderProcess,
     /// Order codes.
     OrderCode,
+    /// Stock allocation.
+    StockAllocation,
     /// Payment methods.
     PaymentMethod,
     /// Event sinks.
@@ -142,6 +148,7 @@ impl Slot {
             Slot::Approval => "strategies.approval",
             Slot::OrderProcess => "strategies.order_process",
             Slot::OrderCode => "strategies.order_code",
+            Slot::StockAllocation => "strategies.stock_allocation",
             Slot::PaymentMethod => "payments.methods",
             Slot::EventSink => "consumer.sinks",
         }
@@ -157,6 +164,7 @@ impl Slot {
             Slot::Approval => "approval strategy",
             Slot::OrderProcess => "order process",
             Slot::OrderCode => "order code strategy",
+            Slot::StockAllocation => "stock allocation strategy",
             Slot::PaymentMethod => "payment method",
             Slot::EventSink => "event sink",
         }
@@ -172,6 +180,7 @@ impl Slot {
             Slot::Approval => "approval",
             Slot::OrderProcess => "order_process",
             Slot::OrderCode => "order_code",
+            Slot::StockAllocation => "stock_allocation",
             Slot::PaymentMethod => "payments",
             Slot::EventSink => "sinks",
         }
@@ -230,6 +239,8 @@ pub struct Selection {
     pub order_process: Vec<String>,
     /// `strategies.order_code`.
     pub order_code: String,
+    /// `strategies.stock_allocation`.
+    pub stock_allocation: String,
     /// `payments.methods`.
     pub payment_methods: Vec<String>,
     /// Settings by slot ([`Slot::options_key`]) and name.
@@ -246,6 +257,7 @@ impl Default for Selection {
             approval: "approve-all".into(),
             order_process: vec!["default".into()],
             order_code: "default".into(),
+            stock_allocation: "default".into(),
             payment_methods: vec!["invoice".into(), "test-card".into()],
             options: BTreeMap::new(),
         }
@@ -444,6 +456,7 @@ pub fn resolve(selection: &Selection) -> Result<Strategies, RegistryError> {
         promotions: single!(selection, Promotions, promotions),
         order_process,
         order_code: single!(selection, OrderCode, order_code),
+        stock_allocation: single!(selection, StockAllocation, stock_allocation),
         payments,
     };
     ProcessGraph::merge(&strategies.order_process)?;
@@ -579,6 +592,14 @@ static DEFAULTS: &[Registration] = &[
             Ok(Arc::new(DefaultOrderCode {
                 prefix: prefix.to_owned(),
             }))
+        }),
+    },
+    Registration {
+        name: "default",
+        engine: THIS_ENGINE,
+        build: Build::StockAllocation(|options| {
+            let settings: DefaultAllocation = options.parse()?;
+            Ok(Arc::new(settings))
         }),
     },
     Registration {

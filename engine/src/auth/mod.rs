@@ -59,8 +59,13 @@ pub enum Permission {
     WebhookWrite,
     /// Read all orders.
     OrderRead,
-    /// Change orders: transitions, cancellations, payment settlement.
+    /// Change orders: transitions, cancellations, payment settlement, shipments, returns.
     OrderWrite,
+    /// Read stock locations, exact stock levels and movements.
+    InventoryRead,
+    /// Create stock locations, adjust and import stock, set backorder policies and inventory
+    /// settings.
+    InventoryWrite,
 }
 
 /// A staff role: a named set of permissions.
@@ -76,6 +81,8 @@ pub enum StaffRole {
     OrderManager,
     /// Reads and acts for the companies assigned to them.
     SalesRep,
+    /// Stock: locations, levels, imports, backorder policies; reads the catalog and orders.
+    InventoryManager,
 }
 
 impl StaffRole {
@@ -91,8 +98,10 @@ impl StaffRole {
                 CompanyRead,
                 OrderRead,
                 OrderWrite,
+                InventoryRead,
             ],
             StaffRole::SalesRep => &[CatalogRead, Impersonate],
+            StaffRole::InventoryManager => &[CatalogRead, OrderRead, InventoryRead, InventoryWrite],
         }
     }
 }

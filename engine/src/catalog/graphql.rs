@@ -262,6 +262,21 @@ impl Variant {
             .find(|p| p.currency == wanted.as_str())
             .map(|p| Money::new(p.amount, wanted).into()))
     }
+    /// Whether it is in stock, low or out (quantities for staff, or when the tenant shows
+    /// them), and its backorder policy.
+    async fn availability(
+        &self,
+        ctx: &Context<'_>,
+    ) -> Result<crate::inventory::graphql::StockAvailability> {
+        crate::inventory::graphql::variant_availability(ctx, self.0.id).await
+    }
+    /// Stock per location (`INVENTORY_READ`).
+    async fn stock_levels(
+        &self,
+        ctx: &Context<'_>,
+    ) -> Result<Vec<crate::inventory::graphql::StockLevelObject>> {
+        crate::inventory::graphql::variant_levels(ctx, self.0.id).await
+    }
     /// Selected options, e.g. size M and finish zinc.
     async fn options(&self, ctx: &Context<'_>) -> Result<Vec<ProductOption>> {
         let rows = catalog_loader(ctx)?

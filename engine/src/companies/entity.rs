@@ -62,6 +62,8 @@ pub mod location {
         pub country_code: String,
         pub created_at: DateTimeUtc,
         pub updated_at: DateTimeUtc,
+        /// The stock location that serves this location's orders first.
+        pub preferred_stock_location_id: Option<Uuid>,
     }
     no_relations!();
 }

@@ -191,6 +191,10 @@ impl CompanyLocationObject {
     async fn company_id(&self) -> ID {
         id(self.0.company_id)
     }
+    /// The stock location that serves this location's orders first.
+    async fn preferred_stock_location_id(&self) -> Option<ID> {
+        self.0.preferred_stock_location_id.map(id)
+    }
     /// Name.
     async fn name(&self) -> &str {
         &self.0.name
@@ -358,6 +362,9 @@ pub struct CompanyLocationInput {
     pub tax_exempt: Option<bool>,
     /// Payment terms override.
     pub payment_terms: Option<PaymentTerms>,
+    /// The stock location that serves this location's orders first (staff with
+    /// `COMPANY_WRITE`; absent keeps it).
+    pub preferred_stock_location_id: Option<ID>,
 }
 
 /// Input of `updateCompanyUser`; omitted fields stay.
@@ -538,6 +545,21 @@ impl CompaniesMutation {
         let caller = caller(ctx)?;
         let company = parse_id("companyId", &company_id)?;
         let id = id.as_ref().map(|i| parse_id("id", i)).transpose()?;
+        let warehouse = input
+            .preferred_stock_location_id
+            .as_ref()
+            .map(|w| parse_id("preferredStockLocationId", w))
+            .transpose()?;
+        if let Some(w) = warehouse
+            && !services(ctx)
+                .inventory
+                .locations(caller.tenant)
+                .await?
+                .iter()
+                .any(|l| l.id == w)
+        {
+            return Err(crate::error::AppError::not_found("StockLocation", w).into());
+        }
         let saved = services(ctx)
             .companies
             .save_location(
@@ -552,6 +574,7 @@ impl CompaniesMutation {
                     vat_id: input.vat_id,
                     tax_exempt: input.tax_exempt,
                     payment_terms: input.payment_terms,
+                    preferred_stock_location_id: warehouse,
                 },
             )
             .await?;

@@ -14,6 +14,8 @@ const LOCATION: &str = "companyId:uuid, locationId:uuid, name:string, countryCod
 const TOKEN: &str = "customerId:uuid, email:string, firstName:string?, expiresAt:datetime";
 const VARIANT: &str =
     "id:uuid, productId:uuid, sku:string, name:string, status:string, prices:array, options:array";
+const STOCK_LOCATION: &str =
+    "id:uuid, code:string, name:string, countryCode:string?, active:boolean";
 const ENDPOINT: &str = "id:uuid, url:string, description:string, eventTypes:array, enabled:boolean";
 
 /// Every event type: `(type, aggregate, summary, data fields)`. Fields are
@@ -352,6 +354,72 @@ pub const EVENTS: &[(&str, &str, &str, &[&str])] = &[
         "A webhook endpoint was disabled after repeated failures.",
         &["id:uuid, url:string, reason:string"],
     ),
+    (
+        "vectis.order.shipped",
+        "order",
+        "Lines of an order left a stock location (`complete` when every unit has shipped); the order moved to PartiallyShipped or Shipped.",
+        &[
+            "orderId:uuid, code:string?, shipmentId:uuid, locationId:uuid, carrier:string?, trackingNumber:string?, lineCount:integer, quantity:integer, complete:boolean, from:string, to:string",
+        ],
+    ),
+    (
+        "vectis.order.shipment_delivered",
+        "order",
+        "A shipment of an order arrived (others are still on their way).",
+        &["orderId:uuid, code:string?, shipmentId:uuid"],
+    ),
+    (
+        "vectis.order.delivered",
+        "order",
+        "The last shipment of a fully shipped order arrived; the order is Delivered.",
+        &["orderId:uuid, code:string?, shipmentId:uuid, from:string, to:string"],
+    ),
+    (
+        "vectis.inventory.location_created",
+        "stock_location",
+        "A stock location (warehouse) was created.",
+        &[STOCK_LOCATION],
+    ),
+    (
+        "vectis.inventory.location_updated",
+        "stock_location",
+        "A stock location was renamed, deactivated or reactivated.",
+        &[STOCK_LOCATION],
+    ),
+    (
+        "vectis.inventory.adjusted",
+        "stock_level",
+        "The quantity on hand of a variant at a location changed (`kind`: adjustment, import, inbound, shipment, return); one event per stock level.",
+        &[
+            "levelId:uuid, variantId:uuid, sku:string, locationId:uuid, location:string, onHand:integer, reserved:integer, available:integer, change:integer, kind:string, reason:string?",
+        ],
+    ),
+    (
+        "vectis.inventory.low_stock",
+        "stock_level",
+        "The available stock of a variant at a location fell to the tenant's low-stock threshold (`status` low) or to zero (`status` out).",
+        &[
+            "levelId:uuid, variantId:uuid, sku:string, locationId:uuid, location:string, onHand:integer, reserved:integer, available:integer, threshold:integer, status:string",
+        ],
+    ),
+    (
+        "vectis.inventory.backorder_policy_set",
+        "stock_policy",
+        "A variant's backorder policy changed (`backorder`: deny, allow, limit).",
+        &["variantId:uuid, sku:string, backorder:string, limit:integer?"],
+    ),
+    (
+        "vectis.inventory.reserved",
+        "stock_reservation",
+        "Stock was reserved for an order (or a cart at checkout, until `expiresAt`), replacing what it held before when `replaced`; one event per order with every line's location and quantity (subject: the order id).",
+        &["orderId:uuid, expiresAt:datetime?, replaced:boolean, lines:array"],
+    ),
+    (
+        "vectis.inventory.released",
+        "stock_reservation",
+        "Everything an order still held was released (cancelled, back to its cart, or a checkout reservation expired).",
+        &["orderId:uuid, reason:string, lines:array"],
+    ),
 ];
 
 fn field_schema(kind: &str) -> Value {
@@ -456,6 +524,81 @@ pub fn asyncapi() -> Value {
     operations.insert(
         "receive_dlq".into(),
         json!({ "action": "receive", "channel": { "$ref": "#/channels/dlq" } }),
+    );
+    channels.insert(
+        "inboundInventory".into(),
+        json!({
+            "address": "vectis.inbound.inventory",
+            "description": "Written by a WMS or ERP, read by `vectis-consumer`: absolute stock levels per SKU and stock location (`inventory.inbound_topic`). Applied once per `messageId`; a level keeps the newest `asOf` applied to it and ignores older messages; a message that cannot be applied changes nothing and goes to `vectis.inbound.inventory.dlq` with the reason.",
+            "messages": { "inboundStockLevels": { "$ref": "#/components/messages/inboundStockLevels" } },
+        }),
+    );
+    operations.insert(
+        "send_inbound_inventory".into(),
+        json!({ "action": "send", "channel": { "$ref": "#/channels/inboundInventory" } }),
+    );
+    channels.insert(
+        "inboundInventoryDlq".into(),
+        json!({
+            "address": "vectis.inbound.inventory.dlq",
+            "description": "Inbound stock messages that could not be applied, with the reason.",
+            "messages": { "inboundDeadLetter": { "$ref": "#/components/messages/inboundDeadLetter" } },
+        }),
+    );
+    operations.insert(
+        "receive_inbound_inventory_dlq".into(),
+        json!({ "action": "receive", "channel": { "$ref": "#/channels/inboundInventoryDlq" } }),
+    );
+    messages.insert(
+        "inboundStockLevels".into(),
+        json!({
+            "name": "inboundStockLevels",
+            "summary": "Absolute units on hand per SKU and stock location, counted at `asOf` (schema version 1).",
+            "contentType": "application/json",
+            "payload": {
+                "type": "object",
+                "additionalProperties": false,
+                "required": ["schemaVersion", "messageId", "tenant", "asOf", "levels"],
+                "properties": {
+                    "schemaVersion": { "const": 1 },
+                    "messageId": { "type": "string", "minLength": 1, "maxLength": 200, "description": "The sender's id: the idempotency key." },
+                    "tenant": { "type": "string", "description": "The tenant's slug." },
+                    "asOf": { "type": "string", "format": "date-time", "description": "When the levels were counted." },
+                    "levels": {
+                        "type": "array", "minItems": 1, "maxItems": 10000,
+                        "items": {
+                            "type": "object",
+                            "additionalProperties": false,
+                            "required": ["sku", "location", "onHand"],
+                            "properties": {
+                                "sku": { "type": "string" },
+                                "location": { "type": "string", "description": "A stock location code." },
+                                "onHand": { "type": "integer", "minimum": 0 }
+                            }
+                        }
+                    }
+                }
+            }
+        }),
+    );
+    messages.insert(
+        "inboundDeadLetter".into(),
+        json!({
+            "name": "inboundDeadLetter",
+            "summary": "An inbound message that was not applied, with where it came from and why.",
+            "contentType": "application/json",
+            "payload": {
+                "type": "object",
+                "required": ["topic", "partition", "offset", "reason", "payload"],
+                "properties": {
+                    "topic": { "type": "string" },
+                    "partition": { "type": "integer" },
+                    "offset": { "type": "integer" },
+                    "reason": { "type": "string" },
+                    "payload": { "type": "string", "description": "The message as received." }
+                }
+            }
+        }),
     );
     for (event_type, aggregate, summary, _) in EVENTS {
         messages.insert(

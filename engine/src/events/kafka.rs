@@ -83,23 +83,9 @@ impl KafkaConfig {
 
     /// Creates the event topics and the dead-letter topic when missing.
     pub async fn ensure_topics(&self) -> anyhow::Result<()> {
-        let admin: AdminClient<DefaultClientContext> = self.client()?.create()?;
         let mut names = self.event_topics();
         names.push(self.dead_letter_topic());
-        let topics: Vec<NewTopic<'_>> = names
-            .iter()
-            .map(|name| NewTopic::new(name, self.partitions, TopicReplication::Fixed(1)))
-            .collect();
-        let options = AdminOptions::new()
-            .operation_timeout(Some(Duration::from_secs(10)))
-            .request_timeout(Some(Duration::from_secs(5)));
-        for result in admin.create_topics(&topics, &options).await? {
-            match result {
-                Ok(_) | Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
-                Err((topic, code)) => anyhow::bail!("creating topic {topic}: {code}"),
-            }
-        }
-        Ok(())
+        self.ensure(&names).await
     }
 }
 
@@ -289,5 +275,105 @@ pub async fn consume(
         // Nothing consumed since the last commit is reported as an error too.
         tracing::debug!(error = %err, "final commit");
     }
+    Ok(())
+}
+
+impl KafkaConfig {
+    /// Creates `names` (with the configured partitions) when missing.
+    pub async fn ensure(&self, names: &[String]) -> anyhow::Result<()> {
+        let admin: AdminClient<DefaultClientContext> = self.client()?.create()?;
+        let topics: Vec<NewTopic<'_>> = names
+            .iter()
+            .map(|name| NewTopic::new(name, self.partitions, TopicReplication::Fixed(1)))
+            .collect();
+        let options = AdminOptions::new()
+            .operation_timeout(Some(Duration::from_secs(10)))
+            .request_timeout(Some(Duration::from_secs(5)));
+        for result in admin.create_topics(&topics, &options).await? {
+            match result {
+                Ok(_) | Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
+                Err((topic, code)) => anyhow::bail!("creating topic {topic}: {code}"),
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Consumes the inbound stock topic `topic` in group `group`, applying each message through
+/// `inventory` (see `inventory::inbound`); a message that cannot be applied goes to
+/// `<topic>.dlq` with the reason. Offsets are committed after the outcome is recorded; when
+/// the database is unreachable the same message is retried.
+pub async fn consume_inbound(
+    config: &KafkaConfig,
+    group: &str,
+    topic: &str,
+    inventory: crate::inventory::InventoryService,
+    tenants: crate::tenancy::TenantService,
+    mut stop: watch::Receiver<bool>,
+) -> anyhow::Result<()> {
+    let dlq = format!("{topic}.dlq");
+    if let Err(err) = config.ensure(&[topic.to_owned(), dlq.clone()]).await {
+        tracing::warn!(error = %format!("{err:#}"), "could not create the inbound topics now");
+    }
+    let consumer = config.consumer(group)?;
+    let producer = config.producer()?;
+    consumer.subscribe(&[topic])?;
+    tracing::info!(group, topic, "consuming inbound stock");
+    loop {
+        let message = tokio::select! {
+            _ = stop.changed() => break,
+            message = consumer.recv() => message,
+        };
+        let message = match message {
+            Ok(message) => message,
+            Err(err) => {
+                tracing::warn!(error = %err, "inbound consumer");
+                tokio::time::sleep(Duration::from_millis(500)).await;
+                continue;
+            }
+        };
+        let payload = message.payload().unwrap_or_default();
+        let mut delay = Duration::from_millis(200);
+        let outcome = loop {
+            match inventory.apply_inbound(&tenants, payload).await {
+                Ok(outcome) => break Some(outcome),
+                Err(err) => {
+                    tracing::warn!(error = ?err, "inbound stock not applied; retrying");
+                    if *stop.borrow() {
+                        break None;
+                    }
+                    tokio::time::sleep(delay).await;
+                    delay = (delay * 2).min(Duration::from_secs(30));
+                }
+            }
+        };
+        let Some(outcome) = outcome else {
+            consumer.commit_consumer_state(CommitMode::Sync).ok();
+            return Ok(());
+        };
+        match outcome {
+            crate::inventory::inbound::Inbound::Rejected(reason) => {
+                tracing::warn!(topic, offset = message.offset(), %reason, "inbound stock dead-lettered");
+                let letter = serde_json::json!({
+                    "topic": message.topic(), "partition": message.partition(),
+                    "offset": message.offset(), "reason": reason,
+                    "payload": String::from_utf8_lossy(payload),
+                });
+                let body = letter.to_string();
+                let key = message.key().unwrap_or_default().to_vec();
+                let record = FutureRecord::to(&dlq).key(&key).payload(&body);
+                if let Err((err, _)) = producer.send(record, Duration::from_secs(10)).await {
+                    tracing::error!(error = %err, "publishing an inbound dead letter");
+                }
+            }
+            crate::inventory::inbound::Inbound::Applied { changed, stale } => {
+                tracing::debug!(changed, stale, "inbound stock applied");
+            }
+            crate::inventory::inbound::Inbound::Duplicate => {}
+        }
+        consumer.store_offset_from_message(&message)?;
+        consumer.commit_message(&message, CommitMode::Async)?;
+    }
+    consumer.commit_consumer_state(CommitMode::Sync).ok();
     Ok(())
 }

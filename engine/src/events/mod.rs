@@ -106,7 +106,22 @@ impl Default for EventBus {
 }
 
 /// Aggregates whose changes alter what anonymous catalog reads return.
-const CATALOG_AGGREGATES: &[&str] = &["product", "variant", "collection", "price_list"];
+const CATALOG_AGGREGATES: &[&str] = &[
+    "product",
+    "variant",
+    "collection",
+    "price_list",
+    "stock_location",
+    "stock_policy",
+];
+
+/// Stock events that can change a variant's availability status as buyers see it (a
+/// reservation changes it only when it crosses the threshold, which `low_stock` reports).
+const AVAILABILITY_EVENTS: &[&str] = &[
+    "vectis.inventory.adjusted",
+    "vectis.inventory.low_stock",
+    "vectis.inventory.released",
+];
 
 impl EventBus {
     /// A receiver of all events committed from now on.
@@ -129,10 +144,10 @@ impl EventBus {
         if !events.is_empty() {
             self.committed.notify_one();
         }
-        if events
-            .iter()
-            .any(|e| CATALOG_AGGREGATES.contains(&e.aggregate_type))
-        {
+        if events.iter().any(|e| {
+            CATALOG_AGGREGATES.contains(&e.aggregate_type)
+                || AVAILABILITY_EVENTS.contains(&e.event_type)
+        }) {
             self.catalog_generation
                 .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
         }

@@ -16,6 +16,7 @@ use crate::cart::graphql::{CartMutation, CartQuery};
 use crate::catalog::graphql::{CatalogMutation, CatalogQuery};
 use crate::companies::graphql::{CompaniesMutation, CompaniesQuery};
 use crate::config::GraphqlConfig;
+use crate::inventory::graphql::{InventoryMutation, InventoryQuery};
 use crate::orders::graphql::{OrdersMutation, OrdersQuery};
 use crate::pricing::graphql::{PricingMutation, PricingQuery};
 use crate::projections::graphql::ProjectionsQuery;
@@ -34,6 +35,7 @@ pub struct QueryRoot(
     ProjectionsQuery,
     WebhooksQuery,
     OrdersQuery,
+    InventoryQuery,
 );
 
 /// Root mutation: the merge of every module's mutations.
@@ -47,6 +49,7 @@ pub struct MutationRoot(
     CartMutation,
     WebhooksMutation,
     OrdersMutation,
+    InventoryMutation,
 );
 
 /// The Vectis schema.

@@ -19,7 +19,7 @@ use crate::graphql::address::PostalAddressInput;
 use crate::graphql::connection::{IdCursor, connection, page_request};
 use crate::graphql::context::{caller, services};
 use crate::graphql::ids::{id, parse_id};
-use crate::graphql::scalars::MoneyObject;
+use crate::graphql::scalars::{Int64, MoneyObject};
 
 /// The `Idempotency-Key` header of a request, when sent.
 #[derive(Debug, Clone)]
@@ -174,6 +174,29 @@ impl OrderObject {
             .map(OrderTransitionObject)
             .collect())
     }
+    /// Shipments, oldest first, with their lines.
+    async fn shipments(&self, ctx: &Context<'_>) -> Result<Vec<ShipmentObject>> {
+        let caller = caller(ctx)?;
+        Ok(services(ctx)
+            .inventory
+            .shipments_of(caller.tenant, vec![self.0.id])
+            .await?
+            .into_iter()
+            .map(|(s, lines)| ShipmentObject(s, lines))
+            .collect())
+    }
+    /// Where its stock is reserved: per line and location, reserved, shipped and released
+    /// units.
+    async fn stock_allocations(&self, ctx: &Context<'_>) -> Result<Vec<StockAllocationObject>> {
+        let caller = caller(ctx)?;
+        Ok(services(ctx)
+            .inventory
+            .allocations_of(caller.tenant, vec![self.0.id])
+            .await?
+            .into_iter()
+            .map(StockAllocationObject)
+            .collect())
+    }
     /// Payments, oldest first.
     async fn payments(&self, ctx: &Context<'_>) -> Result<Vec<PaymentObject>> {
         let caller = caller(ctx)?;
@@ -185,6 +208,154 @@ impl OrderObject {
             .map(PaymentObject)
             .collect())
     }
+}
+
+/// Units of an order line reserved at a stock location.
+pub struct StockAllocationObject(pub crate::inventory::entity::allocation::Model);
+
+#[Object(name = "StockAllocation")]
+impl StockAllocationObject {
+    /// The order line.
+    async fn line_id(&self) -> ID {
+        id(self.0.line_id)
+    }
+    /// The stock location.
+    async fn location_id(&self) -> ID {
+        id(self.0.location_id)
+    }
+    /// Units allocated.
+    async fn quantity(&self) -> Int64 {
+        Int64(self.0.quantity)
+    }
+    /// Of them, shipped.
+    async fn shipped(&self) -> Int64 {
+        Int64(self.0.shipped)
+    }
+    /// Of them, released (cancelled, expired).
+    async fn released(&self) -> Int64 {
+        Int64(self.0.released)
+    }
+    /// When a checkout reservation expires (null for an order's).
+    async fn expires_at(&self) -> Option<DateTime<Utc>> {
+        self.0.expires_at
+    }
+}
+
+/// Some lines of an order, sent from one stock location.
+pub struct ShipmentObject(
+    pub crate::inventory::entity::shipment::Model,
+    pub Vec<crate::inventory::entity::shipment_line::Model>,
+);
+
+#[Object(name = "Shipment")]
+impl ShipmentObject {
+    /// Id.
+    async fn id(&self) -> ID {
+        id(self.0.id)
+    }
+    /// The order.
+    async fn order_id(&self) -> ID {
+        id(self.0.order_id)
+    }
+    /// The stock location it left.
+    async fn location_id(&self) -> ID {
+        id(self.0.location_id)
+    }
+    /// Carrier.
+    async fn carrier(&self) -> Option<&str> {
+        self.0.carrier.as_deref()
+    }
+    /// Tracking number.
+    async fn tracking_number(&self) -> Option<&str> {
+        self.0.tracking_number.as_deref()
+    }
+    /// `Shipped` or `Delivered`.
+    async fn state(&self) -> &str {
+        &self.0.state
+    }
+    /// When it shipped.
+    async fn shipped_at(&self) -> DateTime<Utc> {
+        self.0.created_at
+    }
+    /// When it arrived.
+    async fn delivered_at(&self) -> Option<DateTime<Utc>> {
+        self.0.delivered_at
+    }
+    /// Lines and quantities.
+    async fn lines(&self) -> Vec<ShipmentLine> {
+        self.1
+            .iter()
+            .map(|l| ShipmentLine {
+                line_id: id(l.line_id),
+                quantity: Int64(l.quantity),
+            })
+            .collect()
+    }
+}
+
+/// Units of an order line in a shipment.
+#[derive(SimpleObject)]
+pub struct ShipmentLine {
+    /// The order line.
+    pub line_id: ID,
+    /// Units.
+    pub quantity: Int64,
+}
+
+/// A line that cannot ship as asked.
+#[derive(SimpleObject)]
+pub struct ShipmentLineProblem {
+    /// `UNKNOWN_LINE`, `EXCEEDS_ORDERED`, `EXCEEDS_RESERVED` (at that location) or
+    /// `VALIDATION` (not positive, or given twice).
+    pub code: String,
+    /// The line.
+    pub line_id: ID,
+    /// Its SKU.
+    pub sku: String,
+    /// Units asked for.
+    pub requested: Int64,
+    /// Units that could ship.
+    pub possible: Int64,
+}
+
+/// Lines that cannot ship as asked; nothing was shipped.
+#[derive(SimpleObject)]
+pub struct ShipmentError {
+    /// `SHIPMENT_REFUSED`.
+    pub code: String,
+    /// For people.
+    pub message: String,
+    /// The lines at fault.
+    pub lines: Vec<ShipmentLineProblem>,
+}
+
+/// The result of `createShipment`.
+#[derive(Union)]
+pub enum CreateShipmentResult {
+    /// Shipped.
+    Shipment(ShipmentObject),
+    /// Lines refused.
+    Refused(ShipmentError),
+    /// The order process refused (e.g. not paid or authorised yet).
+    Transition(TransitionError),
+}
+
+/// The result of `markShipmentDelivered`.
+#[derive(Union)]
+pub enum MarkShipmentDeliveredResult {
+    /// The shipment.
+    Shipment(ShipmentObject),
+    /// The order process refused.
+    Transition(TransitionError),
+}
+
+/// Units of an order line to ship.
+#[derive(InputObject)]
+pub struct ShipmentLineInput {
+    /// The order line.
+    pub line_id: ID,
+    /// Units (1 or more).
+    pub quantity: Int64,
 }
 
 /// One step of an order through its process.
@@ -390,6 +561,60 @@ impl From<TransitionFailure> for TransitionError {
     }
 }
 
+/// A line that cannot be served from stock.
+#[derive(SimpleObject)]
+pub struct StockShortage {
+    /// The line.
+    pub line_id: ID,
+    /// Its SKU.
+    pub sku: String,
+    /// Units asked for.
+    pub requested: Int64,
+    /// Units that can be served now (stock plus any backorder allowance).
+    pub available: Int64,
+}
+
+/// Not enough stock for some lines; nothing was reserved or placed. Lower the quantities (or
+/// remove the lines) and place again.
+#[derive(SimpleObject)]
+pub struct InsufficientStockError {
+    /// `INSUFFICIENT_STOCK`.
+    pub code: String,
+    /// For people.
+    pub message: String,
+    /// The lines short of stock.
+    pub lines: Vec<StockShortage>,
+}
+
+impl InsufficientStockError {
+    /// The error for `shortages`.
+    pub fn new(shortages: Vec<vectis_strategies::allocation::Shortage>) -> Self {
+        let skus: Vec<&str> = shortages.iter().take(5).map(|s| s.sku.as_str()).collect();
+        let more = shortages.len().saturating_sub(skus.len());
+        InsufficientStockError {
+            code: "INSUFFICIENT_STOCK".into(),
+            message: format!(
+                "not enough stock for {}{}",
+                skus.join(", "),
+                if more > 0 {
+                    format!(" and {more} more line(s)")
+                } else {
+                    String::new()
+                }
+            ),
+            lines: shortages
+                .into_iter()
+                .map(|s| StockShortage {
+                    line_id: id(s.line_id),
+                    sku: s.sku,
+                    requested: Int64(s.requested),
+                    available: Int64(s.available),
+                })
+                .collect(),
+        }
+    }
+}
+
 /// The result of `placeOrder`.
 #[derive(Union)]
 pub enum PlaceOrderResult {
@@ -413,6 +638,8 @@ pub enum PlaceOrderResult {
     PaymentDeclined(PaymentDeclinedError),
     /// The order process refused.
     Transition(TransitionError),
+    /// Not enough stock.
+    InsufficientStock(InsufficientStockError),
 }
 
 /// A payment operation was refused.
@@ -477,6 +704,33 @@ impl ReorderPayload {
     async fn cart(&self) -> Option<crate::cart::graphql::Cart> {
         self.cart.clone().map(crate::cart::graphql::Cart)
     }
+}
+
+/// Stock held for the caller's cart until `expiresAt`.
+#[derive(SimpleObject)]
+#[graphql(complex)]
+pub struct CartReservation {
+    /// Until when.
+    pub expires_at: DateTime<Utc>,
+    #[graphql(skip)]
+    pub cart: Box<order::Model>,
+}
+
+#[async_graphql::ComplexObject]
+impl CartReservation {
+    /// The cart.
+    async fn cart(&self) -> crate::cart::graphql::Cart {
+        crate::cart::graphql::Cart((*self.cart).clone())
+    }
+}
+
+/// The result of `reserveCartStock`.
+#[derive(Union)]
+pub enum ReserveCartStockResult {
+    /// Reserved.
+    Reserved(CartReservation),
+    /// Not enough stock; nothing was reserved.
+    InsufficientStock(InsufficientStockError),
 }
 
 /// The result of `cancelOrder`.
@@ -562,6 +816,9 @@ impl PlaceOrderResult {
                 })
             }
             PlaceOutcome::Transition(f) => PlaceOrderResult::Transition(f.into()),
+            PlaceOutcome::InsufficientStock(s) => {
+                PlaceOrderResult::InsufficientStock(InsufficientStockError::new(s))
+            }
         }
     }
 }
@@ -886,6 +1143,119 @@ impl OrdersMutation {
             cart_token: outcome.token,
             cart: outcome.cart,
         })
+    }
+
+    /// Holds stock for the caller's cart while they check out, for the shop's checkout
+    /// reservation time (`inventorySettings.checkoutReservationMinutes`; refused with
+    /// `CHECKOUT_RESERVATIONS_OFF` when the shop reserves at placement only). Calling it again
+    /// renews the reservation for the cart as it is; `placeOrder` within the time keeps the
+    /// stock, otherwise it is released when the reservation expires.
+    async fn reserve_cart_stock(&self, ctx: &Context<'_>) -> Result<ReserveCartStockResult> {
+        let caller = caller(ctx)?;
+        let token = ctx.data_opt::<CartToken>().map(|t| t.0.as_str());
+        Ok(
+            match services(ctx).orders.reserve_checkout(caller, token).await? {
+                Ok((cart, expires_at)) => ReserveCartStockResult::Reserved(CartReservation {
+                    expires_at,
+                    cart: Box::new(cart),
+                }),
+                Err(short) => {
+                    ReserveCartStockResult::InsufficientStock(InsufficientStockError::new(short))
+                }
+            },
+        )
+    }
+
+    /// Ships lines of an order from a stock location (`ORDER_WRITE`), with carrier and
+    /// tracking number: the reserved stock there is shipped, and the order moves to
+    /// `PartiallyShipped` or `Shipped`. Shipping more than ordered, or than is reserved at that
+    /// location, is a `ShipmentError` naming the lines.
+    async fn create_shipment(
+        &self,
+        ctx: &Context<'_>,
+        order_id: ID,
+        location: String,
+        lines: Vec<ShipmentLineInput>,
+        carrier: Option<String>,
+        tracking_number: Option<String>,
+    ) -> Result<CreateShipmentResult> {
+        let caller = caller(ctx)?;
+        caller.require(crate::auth::Permission::OrderWrite)?;
+        let order = parse_id("orderId", &order_id)?;
+        let lines = lines
+            .into_iter()
+            .map(|l| {
+                Ok(crate::inventory::fulfil::ShipLine {
+                    line_id: parse_id("lineId", &l.line_id)?,
+                    quantity: l.quantity.0,
+                })
+            })
+            .collect::<Result<Vec<_>, crate::error::AppError>>()?;
+        let outcome = services(ctx)
+            .orders
+            .ship(caller, order, &location, lines, carrier, tracking_number)
+            .await?;
+        Ok(match outcome {
+            super::service::ShipOutcome::Shipped(done) => {
+                let (_, shipment) = *done;
+                let lines = services(ctx)
+                    .inventory
+                    .shipments_of(caller.tenant, vec![shipment.order_id])
+                    .await?
+                    .into_iter()
+                    .find(|(s, _)| s.id == shipment.id)
+                    .map(|(_, l)| l)
+                    .unwrap_or_default();
+                CreateShipmentResult::Shipment(ShipmentObject(shipment, lines))
+            }
+            super::service::ShipOutcome::Refused(refusals) => {
+                CreateShipmentResult::Refused(ShipmentError {
+                    code: "SHIPMENT_REFUSED".into(),
+                    message: format!("{} line(s) cannot ship as asked", refusals.len()),
+                    lines: refusals
+                        .into_iter()
+                        .map(|r| ShipmentLineProblem {
+                            code: r.code.into(),
+                            line_id: id(r.line_id),
+                            sku: r.sku,
+                            requested: Int64(r.requested),
+                            possible: Int64(r.possible),
+                        })
+                        .collect(),
+                })
+            }
+            super::service::ShipOutcome::Transition(f) => {
+                CreateShipmentResult::Transition(f.into())
+            }
+        })
+    }
+
+    /// Records that a shipment arrived (`ORDER_WRITE`); an order whose shipments have all
+    /// arrived moves to `Delivered`.
+    async fn mark_shipment_delivered(
+        &self,
+        ctx: &Context<'_>,
+        id: ID,
+    ) -> Result<MarkShipmentDeliveredResult> {
+        let caller = caller(ctx)?;
+        caller.require(crate::auth::Permission::OrderWrite)?;
+        let shipment_id = parse_id("id", &id)?;
+        Ok(
+            match services(ctx).orders.deliver(caller, shipment_id).await? {
+                Ok(s) => {
+                    let lines = services(ctx)
+                        .inventory
+                        .shipments_of(caller.tenant, vec![s.order_id])
+                        .await?
+                        .into_iter()
+                        .find(|(x, _)| x.id == s.id)
+                        .map(|(_, l)| l)
+                        .unwrap_or_default();
+                    MarkShipmentDeliveredResult::Shipment(ShipmentObject(s, lines))
+                }
+                Err(f) => MarkShipmentDeliveredResult::Transition(f.into()),
+            },
+        )
     }
 
     /// Cancels an order before anything shipped (its buyer, a company user with

@@ -22,6 +22,7 @@ use sea_orm::{
 };
 use serde_json::json;
 use uuid::Uuid;
+use vectis_strategies::allocation::Shortage;
 use vectis_strategies::order_code::OrderCodeContext;
 use vectis_strategies::order_process::{
     Actor, OrderSnapshot, TransitionContext, TransitionRejection, state,
@@ -41,10 +42,11 @@ use crate::companies::CompaniesService;
 use crate::db::page::{Page, PageRequest};
 use crate::error::{AppError, AppResult};
 use crate::events::{Core, DomainEvent, UnitOfWork};
+use crate::inventory::InventoryService;
+use crate::inventory::fulfil::ShipLine;
 use crate::kernel::{PostalAddress, TenantId};
 use crate::pricing::PricingService;
 use crate::pricing::service::Buyer;
-use crate::tenancy::TenantService;
 
 /// What the buyer places an order with.
 #[derive(Debug, Clone, Default)]
@@ -115,6 +117,19 @@ pub enum PlaceOutcome {
         message: String,
     },
     /// The order process refused a transition.
+    Transition(TransitionFailure),
+    /// Lines that cannot be served from stock (nothing was reserved or placed).
+    InsufficientStock(Vec<Shortage>),
+}
+
+/// What `ship` did.
+#[derive(Debug)]
+pub enum ShipOutcome {
+    /// Shipped: the order in its new state and the shipment.
+    Shipped(Box<(order::Model, crate::inventory::entity::shipment::Model)>),
+    /// Lines that cannot ship as asked; nothing changed.
+    Refused(Vec<crate::inventory::fulfil::ShipRefusal>),
+    /// The order process refused (e.g. the order is not paid or authorised yet).
     Transition(TransitionFailure),
 }
 
@@ -227,7 +242,7 @@ pub struct OrdersService {
     cart: CartService,
     pricing: PricingService,
     companies: CompaniesService,
-    tenants: TenantService,
+    inventory: InventoryService,
 }
 
 /// What a provider payment remembers to finish its placement without the request that
@@ -308,10 +323,10 @@ impl OrdersService {
     pub fn new(
         core: Core,
         strategies: &Strategies,
+        inventory: InventoryService,
         cart: CartService,
         pricing: PricingService,
         companies: CompaniesService,
-        tenants: TenantService,
     ) -> Result<Self, ProcessError> {
         Ok(OrdersService {
             core,
@@ -320,7 +335,7 @@ impl OrdersService {
             cart,
             pricing,
             companies,
-            tenants,
+            inventory,
         })
     }
 
@@ -467,12 +482,7 @@ impl OrdersService {
             .await?
             .ok_or_else(|| AppError::Internal(anyhow::anyhow!("no order sequence")))?;
         let sequence: i64 = row.try_get("", "next")?;
-        let tenant = self
-            .tenants
-            .by_id(uow.tenant())
-            .await?
-            .map(|t| t.slug)
-            .unwrap_or_default();
+        let tenant = crate::tenancy::slug_in(uow.tx(), uow.tenant()).await?;
         Ok(self.strategies.order_code.code(&OrderCodeContext {
             tenant: &tenant,
             year: Utc::now().year(),
@@ -650,6 +660,19 @@ impl OrdersService {
                 code: "PAYMENT_METHOD_NOT_ELIGIBLE",
                 message,
             });
+        }
+        // Stock for every tracked line, under locks in (variant, location) order.
+        let lines = self.cart.stock_lines_in(&uow, &cart).await?;
+        let preferred = buyer
+            .location
+            .as_ref()
+            .and_then(|l| l.preferred_stock_location_id);
+        if let Err(short) = self
+            .inventory
+            .reserve_in(&mut uow, cart.id, cart.version, &lines, preferred, None)
+            .await?
+        {
+            return Ok(PlaceOutcome::InsufficientStock(short));
         }
         let cart = match self
             .transition(&mut uow, &cart, 0, state::ARRANGING_PAYMENT, &actor, None)
@@ -901,7 +924,7 @@ impl OrdersService {
             .await?;
         let event = json!({ "orderId": cart.id, "paymentId": payment_id,
                             "method": method, "state": state, "message": message });
-        if let Err(f) = self
+        let back = match self
             .transition_with(
                 &mut uow,
                 cart,
@@ -914,8 +937,12 @@ impl OrdersService {
             )
             .await?
         {
-            return Ok(PlaceOutcome::Transition(f));
-        }
+            Ok(o) => o,
+            Err(f) => return Ok(PlaceOutcome::Transition(f)),
+        };
+        self.inventory
+            .release_in(&mut uow, cart.id, back.version, "payment not taken")
+            .await?;
         uow.commit().await?;
         Ok(PlaceOutcome::PaymentDeclined {
             message: message.to_owned(),
@@ -1214,6 +1241,9 @@ impl OrdersService {
             Ok(o) => o,
             Err(f) => return Ok(Err(f)),
         };
+        self.inventory
+            .release_in(&mut uow, order.id, cancelled.version, "cancelled")
+            .await?;
         for p in payments
             .iter()
             .filter(|p| p.state == payment_state::AUTHORIZED)
@@ -1230,6 +1260,229 @@ impl OrdersService {
         }
         uow.commit().await?;
         Ok(Ok(cancelled))
+    }
+
+    /// Reserves stock for the caller's cart for the tenant's checkout reservation time
+    /// (`checkoutReservationMinutes`), replacing an earlier reservation of the cart; placing
+    /// the order within it turns it into the order's reservation, else it is released when it
+    /// expires. Lines short of stock reserve nothing.
+    pub async fn reserve_checkout(
+        &self,
+        caller: &Caller,
+        token: Option<&str>,
+    ) -> AppResult<Result<(order::Model, chrono::DateTime<Utc>), Vec<Shortage>>> {
+        // Buyers only (the cart's own rules), before anything about the shop's settings.
+        CartService::cart_key_of(caller, token)?;
+        CartService::require_buyer(caller)?;
+        let settings = self.inventory.settings(caller.tenant).await?;
+        let Some(minutes) = settings.checkout_reservation_minutes else {
+            return Err(AppError::Rejected {
+                code: "CHECKOUT_RESERVATIONS_OFF",
+                message: "this shop reserves stock when an order is placed".into(),
+            });
+        };
+        let buyer = self.pricing.buyer(caller).await?;
+        let mut uow = self.core.begin_for(caller).await?;
+        let cart = self
+            .cart
+            .lock_active_in(&uow, caller, token)
+            .await?
+            .filter(|c| c.state == state::CART && c.line_count > 0)
+            .ok_or_else(|| AppError::Rejected {
+                code: "EMPTY_CART",
+                message: "there is nothing in the cart to reserve".into(),
+            })?;
+        let cart = uow
+            .bump::<order::Entity>(cart.id, Vec::new(), "Order")
+            .await?;
+        let lines = self.cart.stock_lines_in(&uow, &cart).await?;
+        let until = Utc::now() + Duration::minutes(i64::from(minutes));
+        let preferred = buyer
+            .location
+            .as_ref()
+            .and_then(|l| l.preferred_stock_location_id);
+        if let Err(short) = self
+            .inventory
+            .reserve_in(
+                &mut uow,
+                cart.id,
+                cart.version,
+                &lines,
+                preferred,
+                Some(until),
+            )
+            .await?
+        {
+            return Ok(Err(short));
+        }
+        uow.commit().await?;
+        Ok(Ok((cart, until)))
+    }
+
+    /// Releases checkout reservations that expired (of carts not placed since); returns how
+    /// many carts' reservations were released.
+    pub async fn release_expired_reservations(&self) -> AppResult<usize> {
+        let expired = self.inventory.expired_reservations(Utc::now(), 100).await?;
+        let mut released = 0;
+        for (tenant, order_id) in expired {
+            let mut uow = self.core.begin(tenant, None).await?;
+            let Some(cart) =
+                crate::db::lock::lock::<order::Entity, _>(uow.tx(), tenant, order_id).await?
+            else {
+                continue;
+            };
+            // Placed meanwhile: the order's own reservation replaced the checkout one.
+            if cart.state != state::CART {
+                continue;
+            }
+            let cart = uow
+                .bump::<order::Entity>(cart.id, Vec::new(), "Order")
+                .await?;
+            self.inventory
+                .release_in(
+                    &mut uow,
+                    cart.id,
+                    cart.version,
+                    "checkout reservation expired",
+                )
+                .await?;
+            uow.commit().await?;
+            released += 1;
+        }
+        Ok(released)
+    }
+
+    /// Ships `lines` of an order from stock location `location` (`ORDER_WRITE`): reserved
+    /// stock there becomes shipped stock, and the order moves to `PartiallyShipped` or, when
+    /// every unit has shipped, `Shipped` through the order process.
+    pub async fn ship(
+        &self,
+        caller: &Caller,
+        id: Uuid,
+        location: &str,
+        lines: Vec<ShipLine>,
+        carrier: Option<String>,
+        tracking_number: Option<String>,
+    ) -> AppResult<ShipOutcome> {
+        caller.require(Permission::OrderWrite)?;
+        let carrier = crate::kernel::text::optional("carrier", carrier.as_deref(), 100)?;
+        let tracking =
+            crate::kernel::text::optional("trackingNumber", tracking_number.as_deref(), 200)?;
+        if lines.len() > crate::cart::service::MAX_CART_LINES {
+            return Err(AppError::validation(
+                "lines",
+                format!("at most {} lines", crate::cart::service::MAX_CART_LINES),
+            ));
+        }
+        let mut uow = self.core.begin_for(caller).await?;
+        let order = crate::db::lock::lock::<order::Entity, _>(uow.tx(), caller.tenant, id)
+            .await?
+            .filter(|o| o.state != state::CART)
+            .ok_or_else(|| AppError::not_found("Order", id))?;
+        let order_lines = self.cart.stock_lines_in(&uow, &order).await?;
+        let shipped = match self
+            .inventory
+            .ship_in(
+                &mut uow,
+                order.id,
+                &order_lines,
+                location,
+                &lines,
+                carrier,
+                tracking,
+            )
+            .await?
+        {
+            Ok(s) => s,
+            Err(refusals) => return Ok(ShipOutcome::Refused(refusals)),
+        };
+        let to = if shipped.complete {
+            state::SHIPPED
+        } else {
+            state::PARTIALLY_SHIPPED
+        };
+        let units: i64 = lines.iter().map(|l| l.quantity).sum();
+        let event = json!({ "orderId": order.id, "code": order.code,
+            "shipmentId": shipped.shipment.id, "locationId": shipped.shipment.location_id,
+            "carrier": shipped.shipment.carrier, "trackingNumber": shipped.shipment.tracking_number,
+            "lineCount": lines.len(), "quantity": units, "complete": shipped.complete });
+        let moved = match self
+            .transition_with(
+                &mut uow,
+                &order,
+                order.total,
+                to,
+                &actor_of(caller),
+                None,
+                Vec::new(),
+                Some(("vectis.order.shipped", event)),
+            )
+            .await?
+        {
+            Ok(o) => o,
+            Err(f) => return Ok(ShipOutcome::Transition(f)),
+        };
+        uow.commit().await?;
+        Ok(ShipOutcome::Shipped(Box::new((moved, shipped.shipment))))
+    }
+
+    /// Records that a shipment arrived (`ORDER_WRITE`); when every shipment of a fully shipped
+    /// order has arrived, the order moves to `Delivered`.
+    pub async fn deliver(
+        &self,
+        caller: &Caller,
+        shipment_id: Uuid,
+    ) -> AppResult<Result<crate::inventory::entity::shipment::Model, TransitionFailure>> {
+        caller.require(Permission::OrderWrite)?;
+        let found = self
+            .inventory
+            .shipment(caller.tenant, shipment_id)
+            .await?
+            .ok_or_else(|| AppError::not_found("Shipment", shipment_id))?;
+        let mut uow = self.core.begin_for(caller).await?;
+        let order =
+            crate::db::lock::lock::<order::Entity, _>(uow.tx(), caller.tenant, found.order_id)
+                .await?
+                .ok_or_else(|| AppError::not_found("Shipment", shipment_id))?;
+        // Read again under the order's lock: a concurrent delivery may have recorded it.
+        let current = crate::inventory::entity::shipment::Entity::find_by_id(shipment_id)
+            .one(uow.tx())
+            .await?
+            .ok_or_else(|| AppError::not_found("Shipment", shipment_id))?;
+        let was_delivered = current.state == crate::inventory::fulfil::shipment_state::DELIVERED;
+        let (delivered, all) = self.inventory.deliver_in(&uow, &current).await?;
+        if was_delivered {
+            return Ok(Ok(delivered));
+        }
+        if all && order.state == state::SHIPPED {
+            let event =
+                json!({ "orderId": order.id, "code": order.code, "shipmentId": shipment_id });
+            if let Err(f) = self
+                .transition_with(
+                    &mut uow,
+                    &order,
+                    order.total,
+                    state::DELIVERED,
+                    &actor_of(caller),
+                    None,
+                    Vec::new(),
+                    Some(("vectis.order.delivered", event)),
+                )
+                .await?
+            {
+                return Ok(Err(f));
+            }
+        } else {
+            uow.change::<order::Entity>(
+                order.id,
+                Vec::new(),
+                "vectis.order.shipment_delivered",
+                |o| json!({ "orderId": o.id, "code": o.code, "shipmentId": shipment_id }),
+            )
+            .await?;
+        }
+        uow.commit().await?;
+        Ok(Ok(delivered))
     }
 
     /// Records that a payment was taken (staff with `ORDER_WRITE`): an invoice paid by the

@@ -74,6 +74,16 @@ pub async fn default_currency_in<C: sea_orm::ConnectionTrait>(
         .unwrap_or(CurrencyCode::EUR))
 }
 
+/// The slug of `tenant`, read in the caller's transaction (empty if unreadable), so that a
+/// unit of work never waits for a second pool connection while it holds locks.
+pub async fn slug_in<C: sea_orm::ConnectionTrait>(tx: &C, tenant: TenantId) -> AppResult<String> {
+    Ok(entity::Entity::find_by_id(tenant.0)
+        .one(tx)
+        .await?
+        .map(|t| t.slug)
+        .unwrap_or_default())
+}
+
 /// Creates and finds tenants; caches storefront-key lookups.
 #[derive(Clone)]
 pub struct TenantService {

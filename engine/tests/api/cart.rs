@@ -23,7 +23,13 @@ pub fn add_query() -> String {
 }
 
 /// Runs GraphQL as `caller` with a guest cart token.
-async fn gql_token(t: &TestApp, caller: &Caller, token: &str, query: &str, vars: Value) -> Value {
+pub async fn gql_token(
+    t: &TestApp,
+    caller: &Caller,
+    token: &str,
+    query: &str,
+    vars: Value,
+) -> Value {
     let request = async_graphql::Request::new(query)
         .variables(Variables::from_json(vars))
         .data(CartToken(token.to_owned()));

@@ -13,6 +13,7 @@ mod errors;
 mod events;
 mod extensions;
 mod http;
+mod inventory;
 mod isolation;
 mod notifications;
 mod orders;

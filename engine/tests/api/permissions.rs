@@ -32,6 +32,7 @@ const STOREFRONT: &[&str] = &[
     "setShippingAddress",
     "setShippingMethod",
     "placeOrder",
+    "reserveCartStock",
 ];
 
 /// Mutations every logged-in principal may call about itself.

@@ -216,6 +216,23 @@ impl TestApp {
         tx.commit().await.expect("commit");
         value
     }
+
+    /// A system-mode statement (to stage states no API produces, e.g. an expired reservation).
+    pub async fn exec(&self, sql: &str) {
+        let tx = self
+            .app
+            .db()
+            .write(vectis_engine::db::Scope::System)
+            .await
+            .expect("tx");
+        tx.execute_raw(Statement::from_string(
+            self.app.db().backend(),
+            sql.to_owned(),
+        ))
+        .await
+        .expect("statement");
+        tx.commit().await.expect("commit");
+    }
 }
 
 async fn add_tenant(app: &App, slug: &str) -> TestTenant {

@@ -188,6 +188,35 @@ impl CartService {
         Ok(changes)
     }
 
+    /// The order's lines as stock sees them: line, variant, SKU and quantity (two queries).
+    pub(crate) async fn stock_lines_in(
+        &self,
+        uow: &UnitOfWork,
+        order: &order::Model,
+    ) -> AppResult<Vec<crate::inventory::ReserveLine>> {
+        let tenant = uow.tenant();
+        let lines = line::Entity::find()
+            .filter(line::Column::TenantId.eq(tenant.0))
+            .filter(line::Column::OrderId.eq(order.id))
+            .all(uow.tx())
+            .await?;
+        let ids = lines.iter().map(|l| l.variant_id).collect();
+        let skus: HashMap<Uuid, String> = catalog::variants_by_id(uow.tx(), tenant, ids, true)
+            .await?
+            .into_iter()
+            .map(|v| (v.id, v.sku))
+            .collect();
+        Ok(lines
+            .into_iter()
+            .map(|l| crate::inventory::ReserveLine {
+                line_id: l.id,
+                variant_id: l.variant_id,
+                sku: skus.get(&l.variant_id).cloned().unwrap_or_default(),
+                quantity: l.quantity,
+            })
+            .collect())
+    }
+
     /// Recomputes and stores the cart's totals (version bump, no event).
     pub(crate) async fn totals_in(
         &self,

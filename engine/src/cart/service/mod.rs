@@ -326,7 +326,7 @@ impl CartService {
     }
 
     /// Company users need `PLACE_ORDERS` to change a cart.
-    pub(super) fn require_buyer(caller: &Caller) -> AppResult<()> {
+    pub(crate) fn require_buyer(caller: &Caller) -> AppResult<()> {
         if let Principal::Customer {
             membership: Some(m),
             ..

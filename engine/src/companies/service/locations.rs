@@ -60,6 +60,7 @@ impl CompaniesService {
         let mut vat_id = vat_field("vatId", input.vat_id)?;
         let mut tax_exempt = input.tax_exempt;
         let mut payment_terms = input.payment_terms.map(|t| t.code().to_owned());
+        let mut warehouse = input.preferred_stock_location_id;
         let current = match id {
             Some(id) => Some(
                 crate::db::lock::lock::<location::Entity, _>(uow.tx(), caller.tenant, id)
@@ -77,7 +78,17 @@ impl CompaniesService {
                 .as_ref()
                 .map(|l| (l.vat_id.clone(), l.tax_exempt, l.payment_terms.clone()))
                 .unwrap_or_default();
+            let cur_warehouse = current.as_ref().and_then(|l| l.preferred_stock_location_id);
             let changes = |given: bool, same: bool| given && !same;
+            if changes(warehouse.is_some(), warehouse == cur_warehouse) {
+                return Err(AppError::Rejected {
+                    code: code::FORBIDDEN,
+                    message: "a location's preferred warehouse is set by the merchant \
+                              (COMPANY_WRITE)"
+                        .into(),
+                });
+            }
+            warehouse = cur_warehouse;
             if changes(vat_id.is_some(), vat_id == cur_vat)
                 || changes(tax_exempt.is_some(), tax_exempt == cur_exempt)
                 || changes(payment_terms.is_some(), payment_terms == cur_terms)
@@ -115,6 +126,9 @@ impl CompaniesService {
             country_code: Set(postal.country_code),
             created_at: Set(now),
             updated_at: Set(now),
+            preferred_stock_location_id: Set(
+                warehouse.or(current.as_ref().and_then(|l| l.preferred_stock_location_id))
+            ),
         };
         let saved = if id.is_some() {
             let mut model = model;

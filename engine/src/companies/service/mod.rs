@@ -248,6 +248,8 @@ pub struct LocationInput {
     pub tax_exempt: Option<bool>,
     /// Payment terms override.
     pub payment_terms: Option<PaymentTerms>,
+    /// The stock location serving this location first (staff only; absent keeps it).
+    pub preferred_stock_location_id: Option<Uuid>,
 }
 
 /// A company user.
