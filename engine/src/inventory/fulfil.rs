@@ -19,7 +19,7 @@ use uuid::Uuid;
 
 use super::entity::{allocation, shipment, shipment_line};
 use super::reserve::ReserveLine;
-use super::service::{InventoryService, LevelWrite, kind};
+use super::service::{InventoryService, LevelWrite, MovementRow, kind};
 use super::sql::{JsonRows, hex};
 use crate::db::id_in;
 use crate::error::{AppError, AppResult};
@@ -76,15 +76,6 @@ struct AllocationWrite {
     quantity: i64,
     shipped: i64,
     released: i64,
-}
-
-#[derive(Serialize)]
-struct MovementRow {
-    id: String,
-    variant: String,
-    location: String,
-    quantity: i64,
-    after: i64,
 }
 
 /// Shipment states.
@@ -292,27 +283,8 @@ impl InventoryService {
             );
             upsert.execute(uow.tx(), sql).await?;
         }
-        if !moves.is_empty() {
-            let mut insert = JsonRows::new(backend);
-            let source = insert.from(&moves)?;
-            let (t, k, o, ts) = (
-                insert.param(tenant.0),
-                insert.param(kind::SHIPMENT),
-                insert.param(order_id),
-                insert.param(now),
-            );
-            let sql = format!(
-                "INSERT INTO stock_movements (id, tenant_id, variant_id, location_id, kind, \
-                 quantity, on_hand_after, reason, order_id, actor_id, created_at, updated_at) \
-                 SELECT {}, {t}, {}, {}, {k}, {}, {}, NULL, {o}, NULL, {ts}, {ts} FROM {source}",
-                insert.uuid("id"),
-                insert.uuid("variant"),
-                insert.uuid("location"),
-                insert.int("quantity"),
-                insert.int("after"),
-            );
-            insert.execute(uow.tx(), sql).await?;
-        }
+        self.insert_movements(uow, &moves, kind::SHIPMENT, None, Some(order_id))
+            .await?;
         let created = shipment::Entity::insert(shipment::ActiveModel {
             id: Set(Uuid::now_v7()),
             tenant_id: Set(tenant.0),

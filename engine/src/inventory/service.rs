@@ -182,12 +182,12 @@ pub(super) struct LevelWrite {
 }
 
 #[derive(Serialize)]
-struct MovementRow {
-    id: String,
-    variant: String,
-    location: String,
-    quantity: i64,
-    after: i64,
+pub(super) struct MovementRow {
+    pub(super) id: String,
+    pub(super) variant: String,
+    pub(super) location: String,
+    pub(super) quantity: i64,
+    pub(super) after: i64,
 }
 
 #[derive(Serialize)]
@@ -658,29 +658,43 @@ impl InventoryService {
             return Ok(Err(errors));
         }
         self.write_levels(uow, &writes, as_of.is_some()).await?;
-        if !moves.is_empty() {
-            let mut insert = JsonRows::new(backend);
-            let source = insert.from(&moves)?;
-            let (t, k, r, a, now) = (
-                insert.param(tenant.0),
-                insert.param(kind),
-                insert.param(reason.map(str::to_owned)),
-                insert.param(None::<Uuid>),
-                insert.param(Utc::now()),
-            );
-            let sql = format!(
-                "INSERT INTO stock_movements (id, tenant_id, variant_id, location_id, kind, \
-                 quantity, on_hand_after, reason, order_id, actor_id, created_at, updated_at) \
-                 SELECT {}, {t}, {}, {}, {k}, {}, {}, {r}, NULL, {a}, {now}, {now} FROM {source}",
-                insert.uuid("id"),
-                insert.uuid("variant"),
-                insert.uuid("location"),
-                insert.int("quantity"),
-                insert.int("after"),
-            );
-            insert.execute(uow.tx(), sql).await?;
-        }
+        self.insert_movements(uow, &moves, kind, reason, None)
+            .await?;
         Ok(Ok(changed))
+    }
+
+    /// Records on-hand changes in the movement history (one statement).
+    pub(super) async fn insert_movements(
+        &self,
+        uow: &UnitOfWork,
+        moves: &[MovementRow],
+        kind: &str,
+        reason: Option<&str>,
+        order_id: Option<Uuid>,
+    ) -> AppResult<()> {
+        if moves.is_empty() {
+            return Ok(());
+        }
+        let mut insert = JsonRows::new(self.core.db.backend());
+        let source = insert.from(moves)?;
+        let (t, k, r, o, now) = (
+            insert.param(uow.tenant().0),
+            insert.param(kind.to_owned()),
+            insert.param(reason.map(str::to_owned)),
+            insert.param(order_id),
+            insert.param(Utc::now()),
+        );
+        let sql = format!(
+            "INSERT INTO stock_movements (id, tenant_id, variant_id, location_id, kind, \
+             quantity, on_hand_after, reason, order_id, actor_id, created_at, updated_at) \
+             SELECT {}, {t}, {}, {}, {k}, {}, {}, {r}, {o}, NULL, {now}, {now} FROM {source}",
+            insert.uuid("id"),
+            insert.uuid("variant"),
+            insert.uuid("location"),
+            insert.int("quantity"),
+            insert.int("after"),
+        );
+        insert.execute(uow.tx(), sql).await
     }
 
     /// Locks the levels of `variants` (at `locations`, or all) in (variant, location) order
