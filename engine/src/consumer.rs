@@ -247,7 +247,8 @@ impl EventRuntime {
     }
 }
 
-/// Finishes interrupted checkouts every `every` (see `OrdersService::recover_payments`).
+/// Finishes interrupted checkouts and refunds every `every` (see
+/// `OrdersService::recover_payments` and `OrdersService::recover_refunds`).
 async fn recover_payments(
     orders: crate::orders::OrdersService,
     every: Duration,
@@ -263,6 +264,11 @@ async fn recover_payments(
             Ok(0) => {}
             Ok(n) => tracing::info!(payments = n, "recovered interrupted payments"),
             Err(err) => tracing::warn!(error = ?err, "recovering payments"),
+        }
+        match orders.recover_refunds(grace).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(refunds = n, "finished interrupted refunds"),
+            Err(err) => tracing::warn!(error = ?err, "recovering refunds"),
         }
     }
 }

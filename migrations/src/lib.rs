@@ -17,6 +17,7 @@ mod m20261201_000008_sound_core;
 mod m20261201_000009_orders;
 mod m20261202_000010_payment_intents;
 mod m20261203_000011_inventory;
+mod m20261204_000012_refunds_and_returns;
 pub mod rls;
 mod util;
 
@@ -38,6 +39,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261201_000009_orders::Migration),
             Box::new(m20261202_000010_payment_intents::Migration),
             Box::new(m20261203_000011_inventory::Migration),
+            Box::new(m20261204_000012_refunds_and_returns::Migration),
         ]
     }
 }

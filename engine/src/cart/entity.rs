@@ -82,8 +82,18 @@ pub mod line {
         pub tax_lines: String,
         pub created_at: DateTimeUtc,
         pub updated_at: DateTimeUtc,
+        /// Units cancelled before they shipped (an order's); `quantity` is what was ordered,
+        /// `line_price` and `tax` cover the units still ordered.
+        pub cancelled_quantity: i64,
     }
     no_relations!();
+
+    impl Model {
+        /// Units still ordered.
+        pub fn current_quantity(&self) -> i64 {
+            self.quantity - self.cancelled_quantity
+        }
+    }
 }
 
 pub mod coupon {

@@ -321,9 +321,13 @@ impl CartLine {
     async fn id(&self) -> ID {
         ID(self.0.id.to_string())
     }
-    /// Quantity.
+    /// Quantity (of an order's line: the units still ordered, after cancellations).
     async fn quantity(&self) -> Int64 {
-        Int64(self.0.quantity)
+        Int64(self.0.current_quantity())
+    }
+    /// Units cancelled before they shipped (always 0 in a cart).
+    async fn cancelled_quantity(&self) -> Int64 {
+        Int64(self.0.cancelled_quantity)
     }
     /// Unit price (net, or gross when prices include tax).
     async fn unit_price(&self) -> MoneyObject {

@@ -6,6 +6,7 @@
 //! row-level-security policies read (see `vectis_migrations::rls`); the application filters by
 //! `tenant_id` as well, so RLS is the backstop, not the only guard.
 
+pub(crate) mod json_rows;
 pub mod lock;
 pub mod page;
 

@@ -270,9 +270,47 @@ pub const EVENTS: &[(&str, &str, &str, &[&str])] = &[
     (
         "vectis.order.payment_refunded",
         "order",
-        "Part or all of a settled payment was paid back; `refunded` is the total so far.",
+        "Part or all of a settled payment was paid back through its handler (`refundPayment`, cancelled lines or orders, a received return); `refunded` is the payment's total so far.",
         &[
-            "orderId:uuid, code:string?, paymentId:uuid, amount:integer, refunded:integer, currency:string",
+            "orderId:uuid, code:string?, paymentId:uuid, refundId:uuid, kind:string, amount:integer, refunded:integer, currency:string, returnId:uuid?",
+        ],
+    ),
+    (
+        "vectis.order.payment_released",
+        "order",
+        "Part or all of an authorised payment (or an unpaid invoice) was released through its handler, after lines or the order were cancelled.",
+        &[
+            "orderId:uuid, code:string?, paymentId:uuid, refundId:uuid, kind:string, amount:integer, refunded:integer, currency:string, returnId:uuid?",
+        ],
+    ),
+    (
+        "vectis.order.refund_failed",
+        "order",
+        "The payment provider refused a refund or release; the amount counts as refundable again.",
+        &[
+            "orderId:uuid, code:string?, paymentId:uuid, refundId:uuid, kind:string, amount:integer, currency:string, returnId:uuid?, message:string",
+        ],
+    ),
+    (
+        "vectis.order.lines_cancelled",
+        "order",
+        "Units of an order's lines were cancelled before they shipped: their stock was released and `amount` less is charged (`total` is the order's new total).",
+        &[
+            "orderId:uuid, code:string?, lines:array, quantity:integer, amount:integer, total:integer, currency:string, reason:string?",
+        ],
+    ),
+    (
+        "vectis.order.return_requested",
+        "order",
+        "A buyer or staff asked to return shipped units, with a reason per line.",
+        &["orderId:uuid, code:string?, returnId:uuid, lines:array"],
+    ),
+    (
+        "vectis.order.return_received",
+        "order",
+        "A return arrived: each line restocked at a location or written off, and `refund` paid back.",
+        &[
+            "orderId:uuid, code:string?, returnId:uuid, lines:array, refund:integer, currency:string",
         ],
     ),
     (

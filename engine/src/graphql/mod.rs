@@ -17,6 +17,7 @@ use crate::catalog::graphql::{CatalogMutation, CatalogQuery};
 use crate::companies::graphql::{CompaniesMutation, CompaniesQuery};
 use crate::config::GraphqlConfig;
 use crate::inventory::graphql::{InventoryMutation, InventoryQuery};
+use crate::orders::after_sale::graphql::AfterSaleMutation;
 use crate::orders::graphql::{OrdersMutation, OrdersQuery};
 use crate::pricing::graphql::{PricingMutation, PricingQuery};
 use crate::projections::graphql::ProjectionsQuery;
@@ -49,6 +50,7 @@ pub struct MutationRoot(
     CartMutation,
     WebhooksMutation,
     OrdersMutation,
+    AfterSaleMutation,
     InventoryMutation,
 );
 

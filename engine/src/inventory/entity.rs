@@ -202,6 +202,7 @@ pub mod order_return {
         pub requested_by: Option<Uuid>,
         pub created_at: DateTimeUtc,
         pub updated_at: DateTimeUtc,
+        pub received_at: Option<DateTimeUtc>,
     }
     no_relations!();
 }

@@ -20,8 +20,8 @@ use uuid::Uuid;
 use super::entity::{allocation, shipment, shipment_line};
 use super::reserve::ReserveLine;
 use super::service::{InventoryService, LevelWrite, MovementRow, kind};
-use super::sql::{JsonRows, hex};
 use crate::db::id_in;
+use crate::db::json_rows::{JsonRows, hex};
 use crate::error::{AppError, AppResult};
 use crate::events::{DomainEvent, UnitOfWork};
 use crate::kernel::TenantId;
@@ -37,7 +37,7 @@ pub struct ShipLine {
 
 /// Why a line cannot ship as asked.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ShipRefusal {
+pub struct LineRefusal {
     /// `UNKNOWN_LINE`, `EXCEEDS_ORDERED`, `EXCEEDS_RESERVED` or `VALIDATION`.
     pub code: &'static str,
     /// The line.
@@ -48,6 +48,19 @@ pub struct ShipRefusal {
     pub requested: i64,
     /// Units that could ship (ordered and not shipped, or reserved at the location).
     pub possible: i64,
+}
+
+impl LineRefusal {
+    /// `UNKNOWN_LINE`: not a line of the order (or of the return).
+    pub fn unknown(line_id: Uuid, requested: i64) -> Self {
+        LineRefusal {
+            code: "UNKNOWN_LINE",
+            line_id,
+            sku: String::new(),
+            requested,
+            possible: 0,
+        }
+    }
 }
 
 /// A recorded shipment.
@@ -66,8 +79,9 @@ struct ShipmentLineRow {
     quantity: i64,
 }
 
+/// An allocation's new shipped and released units (written with [`InventoryService::write_allocations`]).
 #[derive(Serialize)]
-struct AllocationWrite {
+pub(super) struct AllocationWrite {
     id: String,
     order: String,
     line: String,
@@ -86,7 +100,53 @@ pub mod shipment_state {
     pub const DELIVERED: &str = "Delivered";
 }
 
+impl AllocationWrite {
+    pub(super) fn of(a: &allocation::Model, shipped: i64, released: i64) -> Self {
+        AllocationWrite {
+            id: hex(a.id),
+            order: hex(a.order_id),
+            line: hex(a.line_id),
+            variant: hex(a.variant_id),
+            location: hex(a.location_id),
+            quantity: a.quantity,
+            shipped,
+            released,
+        }
+    }
+}
+
 impl InventoryService {
+    /// Stores the shipped and released units of existing allocations, in one statement.
+    pub(super) async fn write_allocations(
+        &self,
+        uow: &UnitOfWork,
+        rows: &[AllocationWrite],
+    ) -> AppResult<()> {
+        if rows.is_empty() {
+            return Ok(());
+        }
+        let tenant = uow.tenant();
+        let mut upsert = JsonRows::new(self.core.db.backend());
+        let source = upsert.from(rows)?;
+        let (t, ts) = (upsert.param(tenant.0), upsert.param(Utc::now()));
+        let sql = format!(
+            "INSERT INTO stock_allocations (id, tenant_id, order_id, line_id, variant_id, \
+             location_id, quantity, shipped, released, expires_at, created_at, updated_at) \
+             SELECT {}, {t}, {}, {}, {}, {}, {}, {}, {}, NULL, {ts}, {ts} FROM {source} \
+             WHERE true ON CONFLICT (id) DO UPDATE SET shipped = excluded.shipped, \
+             released = excluded.released, updated_at = excluded.updated_at",
+            upsert.uuid("id"),
+            upsert.uuid("order"),
+            upsert.uuid("line"),
+            upsert.uuid("variant"),
+            upsert.uuid("location"),
+            upsert.int("quantity"),
+            upsert.int("shipped"),
+            upsert.int("released"),
+        );
+        upsert.execute(uow.tx(), sql).await
+    }
+
     /// Units shipped so far per order line.
     pub(crate) async fn shipped_in<C: ConnectionTrait>(
         tx: &C,
@@ -118,7 +178,7 @@ impl InventoryService {
         lines: &[ShipLine],
         carrier: Option<String>,
         tracking_number: Option<String>,
-    ) -> AppResult<Result<Shipped, Vec<ShipRefusal>>> {
+    ) -> AppResult<Result<Shipped, Vec<LineRefusal>>> {
         let tenant = uow.tenant();
         let Some(at) = Self::locations_in(uow.tx(), tenant)
             .await?
@@ -141,13 +201,7 @@ impl InventoryService {
         let mut seen = HashSet::new();
         for s in lines {
             let Some(line) = by_line.get(&s.line_id) else {
-                refusals.push(ShipRefusal {
-                    code: "UNKNOWN_LINE",
-                    line_id: s.line_id,
-                    sku: String::new(),
-                    requested: s.quantity,
-                    possible: 0,
-                });
+                refusals.push(LineRefusal::unknown(s.line_id, s.quantity));
                 continue;
             };
             let left = line.quantity - shipped.get(&s.line_id).copied().unwrap_or(0);
@@ -156,7 +210,7 @@ impl InventoryService {
                 .filter(|a| a.line_id == s.line_id && a.location_id == at.id)
                 .map(allocation::Model::open)
                 .sum();
-            let refusal = |code, possible| ShipRefusal {
+            let refusal = |code, possible| LineRefusal {
                 code,
                 line_id: s.line_id,
                 sku: line.sku.clone(),
@@ -250,39 +304,10 @@ impl InventoryService {
                 continue;
             }
             *want -= take;
-            allocation_writes.push(AllocationWrite {
-                id: hex(a.id),
-                order: hex(a.order_id),
-                line: hex(a.line_id),
-                variant: hex(a.variant_id),
-                location: hex(a.location_id),
-                quantity: a.quantity,
-                shipped: a.shipped + take,
-                released: a.released,
-            });
+            allocation_writes.push(AllocationWrite::of(a, a.shipped + take, a.released));
         }
+        self.write_allocations(uow, &allocation_writes).await?;
         let now = Utc::now();
-        if !allocation_writes.is_empty() {
-            let mut upsert = JsonRows::new(backend);
-            let source = upsert.from(&allocation_writes)?;
-            let (t, ts) = (upsert.param(tenant.0), upsert.param(now));
-            let sql = format!(
-                "INSERT INTO stock_allocations (id, tenant_id, order_id, line_id, variant_id, \
-                 location_id, quantity, shipped, released, expires_at, created_at, updated_at) \
-                 SELECT {}, {t}, {}, {}, {}, {}, {}, {}, {}, NULL, {ts}, {ts} FROM {source} \
-                 WHERE true ON CONFLICT (id) DO UPDATE SET shipped = excluded.shipped, \
-                 updated_at = excluded.updated_at",
-                upsert.uuid("id"),
-                upsert.uuid("order"),
-                upsert.uuid("line"),
-                upsert.uuid("variant"),
-                upsert.uuid("location"),
-                upsert.int("quantity"),
-                upsert.int("shipped"),
-                upsert.int("released"),
-            );
-            upsert.execute(uow.tx(), sql).await?;
-        }
         self.insert_movements(uow, &moves, kind::SHIPMENT, None, Some(order_id))
             .await?;
         let created = shipment::Entity::insert(shipment::ActiveModel {

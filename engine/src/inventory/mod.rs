@@ -10,7 +10,6 @@ pub mod import;
 pub mod inbound;
 pub mod reserve;
 pub mod service;
-mod sql;
 
 pub use reserve::ReserveLine;
 pub use service::InventoryService;

@@ -25,10 +25,11 @@ use vectis_strategies::allocation::{
 };
 
 use super::entity::{allocation, level, location, policy};
+use super::fulfil::AllocationWrite;
 use super::service::{InventoryService, LevelWrite, crossing, low_stock_event, policy_of};
-use super::sql::{JsonRows, hex};
 use crate::catalog::read as catalog;
 use crate::db::id_in;
+use crate::db::json_rows::{JsonRows, hex};
 use crate::error::AppResult;
 use crate::events::{DomainEvent, UnitOfWork};
 use crate::kernel::TenantId;
@@ -328,24 +329,40 @@ impl InventoryService {
         Ok(Ok(()))
     }
 
-    /// Releases everything order `order_id` still holds (cancelled, back to its cart, or an
-    /// expired checkout reservation); `sequence` is the order's version at this change.
-    /// Returns the units released.
+    /// Releases what order `order_id` still holds (cancelled, back to its cart, or an expired
+    /// checkout reservation), or with `only` just these units per line (lines cancelled before
+    /// they ship); `sequence` is the order's version at this change. Returns the units
+    /// released.
     pub(crate) async fn release_in(
         &self,
         uow: &mut UnitOfWork,
         order_id: Uuid,
         sequence: i64,
         reason: &str,
+        only: Option<&HashMap<Uuid, i64>>,
     ) -> AppResult<i64> {
         let tenant = uow.tenant();
         let held = Self::open_allocations(uow.tx(), tenant, order_id).await?;
-        if held.is_empty() {
+        let takes: Vec<(&allocation::Model, i64)> = match only {
+            None => held.iter().map(|a| (a, a.open())).collect(),
+            Some(units) => {
+                let mut left = units.clone();
+                held.iter()
+                    .filter_map(|a| {
+                        let want = left.get_mut(&a.line_id)?;
+                        let take = a.open().min(*want);
+                        *want -= take;
+                        (take > 0).then_some((a, take))
+                    })
+                    .collect()
+            }
+        };
+        if takes.is_empty() {
             return Ok(0);
         }
-        let variants: Vec<Uuid> = held
+        let variants: Vec<Uuid> = takes
             .iter()
-            .map(|a| a.variant_id)
+            .map(|(a, _)| a.variant_id)
             .collect::<HashSet<_>>()
             .into_iter()
             .collect();
@@ -361,20 +378,28 @@ impl InventoryService {
             .map(|l: location::Model| (l.id, l.code))
             .collect();
         let mut levels = Levels::new(locked);
-        let mut released = Vec::with_capacity(held.len());
+        let mut released = Vec::with_capacity(takes.len());
         let mut units = 0_i64;
-        for a in &held {
+        for (a, take) in &takes {
             if let Some(l) = levels.get_mut(a.variant_id, a.location_id) {
-                l.reserved = (l.reserved - a.open()).max(0);
+                l.reserved = (l.reserved - take).max(0);
             }
-            units = units.saturating_add(a.open());
+            units = units.saturating_add(*take);
             released.push(json!({ "lineId": a.line_id, "sku": skus.get(&a.variant_id),
-                "location": codes.get(&a.location_id), "quantity": a.open() }));
+                "location": codes.get(&a.location_id), "quantity": take }));
         }
         let (writes, _) = levels.finish(tenant, i64::MIN, &skus, &codes);
         self.write_levels(uow, &writes, false).await?;
-        self.close_allocations(uow, held.iter().map(|a| a.id).collect())
-            .await?;
+        if only.is_none() {
+            self.close_allocations(uow, takes.iter().map(|(a, _)| a.id).collect())
+                .await?;
+        } else {
+            let rows: Vec<AllocationWrite> = takes
+                .iter()
+                .map(|(a, take)| AllocationWrite::of(a, a.shipped, a.released + take))
+                .collect();
+            self.write_allocations(uow, &rows).await?;
+        }
         uow.record(DomainEvent::new(
             tenant,
             "stock_reservation",

@@ -22,11 +22,11 @@ use vectis_strategies::StockAllocationStrategy;
 use vectis_strategies::allocation::Backorder;
 
 use super::entity::{level, location, movement, policy, settings};
-use super::sql::{JsonRows, hex};
 use crate::auth::{Caller, Permission};
 use crate::catalog::entity::variant;
 use crate::catalog::read as catalog;
 use crate::db::id_in;
+use crate::db::json_rows::{JsonRows, hex};
 use crate::db::page::{Page, PageRequest};
 use crate::error::{AppError, AppResult, ItemError, code};
 use crate::events::{Core, DomainEvent, UnitOfWork};
@@ -626,7 +626,7 @@ impl InventoryService {
                 on_hand,
                 reserved: before.reserved,
                 version,
-                as_of: after.as_of.map(super::sql::timestamp),
+                as_of: after.as_of.map(crate::db::json_rows::timestamp),
             });
             moves.push(MovementRow {
                 id: hex(Uuid::now_v7()),

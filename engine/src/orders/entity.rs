@@ -81,3 +81,54 @@ pub mod payment_state {
     /// Paid back in full.
     pub const REFUNDED: &str = "Refunded";
 }
+
+pub mod refund {
+    use sea_orm::entity::prelude::*;
+
+    /// Money paid back (`refund`) or part of an authorisation released (`void`), recorded
+    /// before the payment handler is asked: its id is the idempotency key of that call.
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "refunds")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub id: Uuid,
+        pub tenant_id: Uuid,
+        pub created_at: DateTimeUtc,
+        pub updated_at: DateTimeUtc,
+        pub order_id: Uuid,
+        pub payment_id: Uuid,
+        pub return_id: Option<Uuid>,
+        /// `refund` or `void`.
+        pub kind: String,
+        /// `Pending`, `Done`, `Failed`.
+        pub state: String,
+        pub amount: i64,
+        pub currency: String,
+        pub reason: Option<String>,
+        pub message: Option<String>,
+        pub requested_by: Option<Uuid>,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+/// Refund states.
+pub mod refund_state {
+    /// Recorded; the handler is being asked (again, after an interruption).
+    pub const PENDING: &str = "Pending";
+    /// The handler did it.
+    pub const DONE: &str = "Done";
+    /// The handler refused; the amount counts as not refunded again.
+    pub const FAILED: &str = "Failed";
+}
+
+/// Refund kinds.
+pub mod refund_kind {
+    /// Money taken is paid back.
+    pub const REFUND: &str = "refund";
+    /// Part of an authorisation (or an unpaid invoice) is released.
+    pub const VOID: &str = "void";
+}

@@ -197,6 +197,20 @@ impl OrderObject {
             .map(StockAllocationObject)
             .collect())
     }
+    /// Returns, oldest first, with their lines.
+    async fn returns(
+        &self,
+        ctx: &Context<'_>,
+    ) -> Result<Vec<super::after_sale::graphql::OrderReturnObject>> {
+        super::after_sale::graphql::returns_of(ctx, &self.0).await
+    }
+    /// Refunds and released amounts of its payments, oldest first.
+    async fn refunds(
+        &self,
+        ctx: &Context<'_>,
+    ) -> Result<Vec<super::after_sale::graphql::RefundObject>> {
+        super::after_sale::graphql::refunds_of(ctx, &self.0).await
+    }
     /// Payments, oldest first.
     async fn payments(&self, ctx: &Context<'_>) -> Result<Vec<PaymentObject>> {
         let caller = caller(ctx)?;
@@ -302,22 +316,6 @@ pub struct ShipmentLine {
     pub quantity: Int64,
 }
 
-/// A line that cannot ship as asked.
-#[derive(SimpleObject)]
-pub struct ShipmentLineProblem {
-    /// `UNKNOWN_LINE`, `EXCEEDS_ORDERED`, `EXCEEDS_RESERVED` (at that location) or
-    /// `VALIDATION` (not positive, or given twice).
-    pub code: String,
-    /// The line.
-    pub line_id: ID,
-    /// Its SKU.
-    pub sku: String,
-    /// Units asked for.
-    pub requested: Int64,
-    /// Units that could ship.
-    pub possible: Int64,
-}
-
 /// Lines that cannot ship as asked; nothing was shipped.
 #[derive(SimpleObject)]
 pub struct ShipmentError {
@@ -326,7 +324,7 @@ pub struct ShipmentError {
     /// For people.
     pub message: String,
     /// The lines at fault.
-    pub lines: Vec<ShipmentLineProblem>,
+    pub lines: Vec<super::after_sale::graphql::OrderLineProblem>,
 }
 
 /// The result of `createShipment`.
@@ -1212,16 +1210,7 @@ impl OrdersMutation {
                 CreateShipmentResult::Refused(ShipmentError {
                     code: "SHIPMENT_REFUSED".into(),
                     message: format!("{} line(s) cannot ship as asked", refusals.len()),
-                    lines: refusals
-                        .into_iter()
-                        .map(|r| ShipmentLineProblem {
-                            code: r.code.into(),
-                            line_id: id(r.line_id),
-                            sku: r.sku,
-                            requested: Int64(r.requested),
-                            possible: Int64(r.possible),
-                        })
-                        .collect(),
+                    lines: refusals.into_iter().map(Into::into).collect(),
                 })
             }
             super::service::ShipOutcome::Transition(f) => {

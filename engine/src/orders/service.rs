@@ -128,7 +128,7 @@ pub enum ShipOutcome {
     /// Shipped: the order in its new state and the shipment.
     Shipped(Box<(order::Model, crate::inventory::entity::shipment::Model)>),
     /// Lines that cannot ship as asked; nothing changed.
-    Refused(Vec<crate::inventory::fulfil::ShipRefusal>),
+    Refused(Vec<crate::inventory::fulfil::LineRefusal>),
     /// The order process refused (e.g. the order is not paid or authorised yet).
     Transition(TransitionFailure),
 }
@@ -206,7 +206,7 @@ impl PaymentFailure {
 }
 
 /// The company whose credit an on-account payment reserved.
-fn credit_holder(p: &payment::Model) -> Option<Uuid> {
+pub(crate) fn credit_holder(p: &payment::Model) -> Option<Uuid> {
     serde_json::from_str::<serde_json::Value>(&p.metadata)
         .ok()?
         .get("creditHolder")?
@@ -236,13 +236,13 @@ pub struct OrderFilter {
 /// Orders and their process.
 #[derive(Clone)]
 pub struct OrdersService {
-    core: Core,
-    process: Arc<ProcessGraph>,
+    pub(crate) core: Core,
+    pub(crate) process: Arc<ProcessGraph>,
     strategies: Strategies,
-    cart: CartService,
+    pub(crate) cart: CartService,
     pricing: PricingService,
     companies: CompaniesService,
-    inventory: InventoryService,
+    pub(crate) inventory: InventoryService,
 }
 
 /// What a provider payment remembers to finish its placement without the request that
@@ -272,7 +272,7 @@ impl Intent {
     }
 }
 
-fn actor_of(caller: &Caller) -> Actor {
+pub(crate) fn actor_of(caller: &Caller) -> Actor {
     match &caller.principal {
         Principal::Staff { id, .. } => Actor::Staff(*id),
         Principal::Customer {
@@ -285,7 +285,7 @@ fn actor_of(caller: &Caller) -> Actor {
     }
 }
 
-fn money(amount: i64, currency: &str) -> Money {
+pub(crate) fn money(amount: i64, currency: &str) -> Money {
     Money::new(amount, currency.parse().unwrap_or(CurrencyCode::EUR))
 }
 
@@ -371,7 +371,7 @@ impl OrdersService {
     /// Moves `order` to `to` if the process allows it and no guard vetoes it: records the
     /// transition (who, when, why) and a `vectis.order.state_changed` event, plus what the
     /// hooks ask for. The caller holds the order's lock.
-    async fn transition(
+    pub(crate) async fn transition(
         &self,
         uow: &mut UnitOfWork,
         order: &order::Model,
@@ -388,7 +388,7 @@ impl OrdersService {
     /// completed with the transition) instead of `vectis.order.state_changed`: one change,
     /// one event, one sequence number.
     #[allow(clippy::too_many_arguments)]
-    async fn transition_with(
+    pub(crate) async fn transition_with(
         &self,
         uow: &mut UnitOfWork,
         order: &order::Model,
@@ -792,7 +792,11 @@ impl OrdersService {
         }
     }
 
-    async fn begin_as(&self, tenant: TenantId, caller: Option<&Caller>) -> AppResult<UnitOfWork> {
+    pub(crate) async fn begin_as(
+        &self,
+        tenant: TenantId,
+        caller: Option<&Caller>,
+    ) -> AppResult<UnitOfWork> {
         match caller {
             Some(c) => self.core.begin_for(c).await,
             None => self.core.begin(tenant, None).await,
@@ -941,7 +945,7 @@ impl OrdersService {
             Err(f) => return Ok(PlaceOutcome::Transition(f)),
         };
         self.inventory
-            .release_in(&mut uow, cart.id, back.version, "payment not taken")
+            .release_in(&mut uow, cart.id, back.version, "payment not taken", None)
             .await?;
         uow.commit().await?;
         Ok(PlaceOutcome::PaymentDeclined {
@@ -1187,23 +1191,41 @@ impl OrdersService {
     }
 
     /// Cancels an order before anything shipped: the buyer (their own), a company user with
-    /// `PLACE_ORDERS` in the order's company subtree, or staff with `ORDER_WRITE`. Invoices
-    /// release their credit reservation; authorised payments are cancelled.
+    /// `PLACE_ORDERS` in the order's company subtree, or staff with `ORDER_WRITE`. Its stock is
+    /// released; authorised payments are released through their handlers (invoices give the
+    /// company's credit back) and settled ones refunded.
     pub async fn cancel(
         &self,
         caller: &Caller,
         id: Uuid,
         reason: Option<String>,
     ) -> AppResult<Result<order::Model, TransitionFailure>> {
-        let reason = reason
-            .map(|r| r.trim().to_owned())
-            .filter(|r| !r.is_empty());
-        if reason.as_ref().is_some_and(|r| r.chars().count() > 500) {
-            return Err(AppError::validation(
-                "reason",
-                "is longer than 500 characters",
-            ));
-        }
+        let reason = Self::cancel_reason(caller, reason)?;
+        let mut uow = self.core.begin_for(caller).await?;
+        let order = crate::db::lock::lock::<order::Entity, _>(uow.tx(), caller.tenant, id)
+            .await?
+            .filter(|o| o.state != state::CART)
+            .ok_or_else(|| AppError::not_found("Order", id))?;
+        self.authorize(uow.tx(), caller, &order, true).await?;
+        let (cancelled, given) = match self
+            .cancel_in(&mut uow, caller, &order, reason.as_deref())
+            .await?
+        {
+            Ok(done) => done,
+            Err(f) => return Ok(Err(f)),
+        };
+        uow.commit().await?;
+        self.finish_refunds(caller.tenant, Some(caller), given.refunds)
+            .await?;
+        Ok(Ok(cancelled))
+    }
+
+    /// Who may cancel (orders or lines) and the reason they give, checked before any lookup.
+    pub(crate) fn cancel_reason(
+        caller: &Caller,
+        reason: Option<String>,
+    ) -> AppResult<Option<String>> {
+        let reason = crate::kernel::text::optional("reason", reason.as_deref(), 500)?;
         match &caller.principal {
             Principal::Storefront => {
                 return Err(AppError::Unauthenticated("log in to cancel orders".into()));
@@ -1213,12 +1235,19 @@ impl OrdersService {
             }
             Principal::Customer { .. } => {}
         }
-        let mut uow = self.core.begin_for(caller).await?;
-        let order = crate::db::lock::lock::<order::Entity, _>(uow.tx(), caller.tenant, id)
-            .await?
-            .filter(|o| o.state != state::CART)
-            .ok_or_else(|| AppError::not_found("Order", id))?;
-        self.authorize(uow.tx(), caller, &order, true).await?;
+        Ok(reason)
+    }
+
+    /// Cancels locked `order` inside the caller's unit of work: the transition, the stock
+    /// released, the payments given back (finish the refunds after the commit).
+    pub(crate) async fn cancel_in(
+        &self,
+        uow: &mut UnitOfWork,
+        caller: &Caller,
+        order: &order::Model,
+        reason: Option<&str>,
+    ) -> AppResult<Result<(order::Model, super::after_sale::refunds::GivenBack), TransitionFailure>>
+    {
         let payments = self
             .payments_in(uow.tx(), caller.tenant, vec![order.id])
             .await?;
@@ -1229,12 +1258,12 @@ impl OrdersService {
             .sum();
         let cancelled = match self
             .transition(
-                &mut uow,
-                &order,
+                uow,
+                order,
                 paid,
                 state::CANCELLED,
                 &actor_of(caller),
-                reason.as_deref(),
+                reason,
             )
             .await?
         {
@@ -1242,24 +1271,30 @@ impl OrdersService {
             Err(f) => return Ok(Err(f)),
         };
         self.inventory
-            .release_in(&mut uow, order.id, cancelled.version, "cancelled")
+            .release_in(uow, order.id, cancelled.version, "cancelled", None)
             .await?;
-        for p in payments
+        let everything = payments
             .iter()
-            .filter(|p| p.state == payment_state::AUTHORIZED)
-        {
-            if let Some(handler) = self.payment_handler(&p.method)
-                && handler.kind() == PaymentKind::OnAccount
-                && let Some(holder) = credit_holder(p)
-            {
-                CompaniesService::release_credit_in(uow.tx(), caller.tenant, holder, p.amount)
-                    .await?;
-            }
-            self.update_payment(&mut uow, p.id, payment_state::CANCELLED, None, None)
-                .await?;
-        }
-        uow.commit().await?;
-        Ok(Ok(cancelled))
+            .map(|p| match p.state.as_str() {
+                payment_state::AUTHORIZED => p.amount,
+                payment_state::SETTLED => p.settled_amount - p.refunded_amount,
+                _ => 0,
+            })
+            .sum();
+        let given = self
+            .give_back_in(
+                uow,
+                order,
+                super::after_sale::refunds::GiveBack {
+                    amount: everything,
+                    reason: Some(reason.unwrap_or("order cancelled")),
+                    by: caller.actor(),
+                    ..Default::default()
+                },
+            )
+            .await?
+            .unwrap_or_default();
+        Ok(Ok((cancelled, given)))
     }
 
     /// Reserves stock for the caller's cart for the tenant's checkout reservation time
@@ -1344,6 +1379,7 @@ impl OrdersService {
                     cart.id,
                     cart.version,
                     "checkout reservation expired",
+                    None,
                 )
                 .await?;
             uow.commit().await?;
@@ -1579,7 +1615,9 @@ impl OrdersService {
     }
 
     /// Pays back `amount` of a settled payment (staff with `ORDER_WRITE`); never more than
-    /// what was taken and not yet refunded (`REFUND_EXCEEDS_PAYMENT`).
+    /// what was taken and not yet refunded (`REFUND_EXCEEDS_PAYMENT`), even when called many
+    /// times at once. The refund is recorded before the handler is asked (see
+    /// [`super::after_sale::refunds`]); a provider refusal is `PAYMENT_DECLINED`.
     pub async fn refund(
         &self,
         caller: &Caller,
@@ -1592,54 +1630,39 @@ impl OrdersService {
         }
         let tenant = caller.tenant;
         let current = self.payment_of(tenant, payment_id).await?;
-        let exceeds = |p: &payment::Model| {
-            let refundable = p.settled_amount - p.refunded_amount;
-            (p.state != payment_state::SETTLED || amount > refundable).then(|| PaymentFailure {
-                code: "REFUND_EXCEEDS_PAYMENT".into(),
-                message: format!(
-                    "at most {} can be refunded from this payment",
-                    money(refundable.max(0), &p.currency)
-                ),
-            })
-        };
-        if let Some(f) = exceeds(&current) {
-            return Ok(Err(f));
-        }
-        let handler = self.handler_of(&current)?;
-        let mut request = Self::request_of(&current);
-        request.amount = money(amount, &current.currency);
-        handler
-            .refund(&request)
-            .await
-            .map_err(|e| AppError::Rejected {
-                code: "PAYMENT_PROVIDER_UNAVAILABLE",
-                message: format!("the payment provider did not answer ({e}); try again"),
-            })?;
         let mut uow = self.core.begin_for(caller).await?;
-        let (order, locked) = self.lock_payment(&uow, tenant, &current).await?;
-        if let Some(f) = exceeds(&locked) {
-            return Ok(Err(f));
-        }
-        let refunded = locked.refunded_amount + amount;
-        let mut sets = vec![(payment::Column::RefundedAmount, Expr::value(refunded))];
-        if refunded == locked.settled_amount {
-            sets.push((payment::Column::State, Expr::value(payment_state::REFUNDED)));
-        }
-        let updated = uow
-            .bump::<payment::Entity>(payment_id, sets, "Payment")
-            .await?;
-        uow.change::<order::Entity>(
-            order.id,
-            Vec::new(),
-            "vectis.order.payment_refunded",
-            |_| {
-                json!({ "orderId": order.id, "code": order.code, "paymentId": payment_id,
-                    "amount": amount, "refunded": refunded, "currency": locked.currency })
-            },
-        )
-        .await?;
+        let (order, _) = self.lock_payment(&uow, tenant, &current).await?;
+        let given = match self
+            .give_back_in(
+                &mut uow,
+                &order,
+                super::after_sale::refunds::GiveBack {
+                    amount,
+                    payment: Some(payment_id),
+                    strict: true,
+                    by: caller.staff_id(),
+                    ..Default::default()
+                },
+            )
+            .await?
+        {
+            Ok(g) => g,
+            Err(f) => return Ok(Err(f)),
+        };
         uow.commit().await?;
-        Ok(Ok(updated))
+        let done = self
+            .finish_refunds(tenant, Some(caller), given.refunds)
+            .await?;
+        if let Some(failed) = done
+            .iter()
+            .find(|r| r.state == super::entity::refund_state::FAILED)
+        {
+            return Ok(Err(PaymentFailure {
+                code: "PAYMENT_DECLINED".into(),
+                message: failed.message.clone().unwrap_or_default(),
+            }));
+        }
+        Ok(Ok(self.payment_of(tenant, payment_id).await?))
     }
 
     /// Moves an order to `to` on a staff user's say (`ORDER_WRITE`), for the steps nobody
@@ -1737,7 +1760,7 @@ impl OrdersService {
     }
 
     /// The order (locked first: it is the aggregate) and the payment, locked.
-    async fn lock_payment(
+    pub(crate) async fn lock_payment(
         &self,
         uow: &UnitOfWork,
         tenant: TenantId,
@@ -1752,7 +1775,10 @@ impl OrdersService {
         Ok((order, locked))
     }
 
-    fn handler_of(&self, p: &payment::Model) -> AppResult<Arc<dyn PaymentMethodHandler>> {
+    pub(crate) fn handler_of(
+        &self,
+        p: &payment::Model,
+    ) -> AppResult<Arc<dyn PaymentMethodHandler>> {
         self.payment_handler(&p.method).ok_or_else(|| {
             AppError::Internal(anyhow::anyhow!("no payment method handler `{}`", p.method))
         })
@@ -1802,12 +1828,16 @@ impl OrdersService {
             .lines(caller.tenant, order.id, all, Default::default())
             .await?
             .lines;
-        let inputs = lines
+        // Lines cancelled in full are not ordered again; errors keep the order's positions.
+        let kept: Vec<usize> = (0..lines.len())
+            .filter(|i| lines[*i].0.current_quantity() > 0)
+            .collect();
+        let inputs = kept
             .iter()
-            .map(|(l, _)| crate::cart::service::LineInput {
-                variant_id: Some(l.variant_id),
+            .map(|i| crate::cart::service::LineInput {
+                variant_id: Some(lines[*i].0.variant_id),
                 sku: None,
-                quantity: l.quantity,
+                quantity: lines[*i].0.current_quantity(),
             })
             .collect();
         let outcome = self
@@ -1851,7 +1881,16 @@ impl OrdersService {
         Ok(ReorderOutcome {
             cart: outcome.cart,
             applied: outcome.applied,
-            errors: outcome.errors,
+            errors: outcome
+                .errors
+                .into_iter()
+                .map(|mut e| {
+                    if let Some(i) = usize::try_from(e.index).ok().and_then(|i| kept.get(i)) {
+                        e.index = i32::try_from(*i).unwrap_or(e.index);
+                    }
+                    e
+                })
+                .collect(),
             changes,
             token: outcome.token,
         })

@@ -51,7 +51,7 @@ where
 }
 
 /// `gql` on a shared app, as an owned future for [`race`].
-fn call(
+pub fn call(
     t: &Arc<TestApp>,
     caller: Option<Caller>,
     query: &'static str,

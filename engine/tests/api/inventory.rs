@@ -16,7 +16,7 @@ pub const LEVELS: &str = "mutation($r: [StockLevelInput!]!) { setStockLevels(row
 const ADJUST: &str = "mutation($s: String!, $l: String!, $d: Int64!) { adjustStock(sku: $s, location: $l, delta: $d, reason: \"damaged\") {
     applied errors { index code field message } levels { onHand reserved available } } }";
 const AVAILABILITY: &str = "query($s: [String!]!) { variantsBySku(skus: $s) { sku availability { status quantity backorder { mode limit } } } }";
-const PLACE: &str = "mutation($i: PlaceOrderInput!) { placeOrder(input: $i) { __typename
+pub const PLACE: &str = "mutation($i: PlaceOrderInput!) { placeOrder(input: $i) { __typename
     ... on Order { id state lineCount }
     ... on InsufficientStockError { code message lines { sku requested available } } } }";
 
@@ -45,7 +45,7 @@ pub async fn stock(t: &TestApp, skus: &[String], location: &str, on_hand: i64) {
     }
 }
 
-async fn level(t: &TestApp, sku: &str) -> (i64, i64) {
+pub async fn level(t: &TestApp, sku: &str) -> (i64, i64) {
     let out = t
         .ok(
             Some(&t.a.admin),
@@ -62,14 +62,14 @@ async fn level(t: &TestApp, sku: &str) -> (i64, i64) {
     })
 }
 
-fn guest_input() -> Value {
+pub fn guest_input() -> Value {
     json!({ "paymentMethod": "test-card", "paymentMetadata": { "cardNumber": "4242 4242 4242 4242" },
             "email": "guest@example.com", "shippingMethod": "standard",
             "shippingAddress": { "streetLine1": "Hauptstr. 1", "city": "Berlin", "postalCode": "10115", "countryCode": "DE" } })
 }
 
 /// A guest cart with `lines`; returns its token.
-async fn guest_cart(t: &TestApp, lines: Value) -> String {
+pub async fn guest_cart(t: &TestApp, lines: Value) -> String {
     let out = t
         .ok(
             Some(&t.a.storefront),
@@ -765,7 +765,7 @@ async fn overlapping_thousand_line_orders_at_once_neither_deadlock_nor_oversell(
     );
 }
 
-const SHIP: &str = "mutation($o: ID!, $l: String!, $lines: [ShipmentLineInput!]!) {
+pub const SHIP: &str = "mutation($o: ID!, $l: String!, $lines: [ShipmentLineInput!]!) {
     createShipment(orderId: $o, location: $l, lines: $lines, carrier: \"DHL\", trackingNumber: \"JJD0001\") { __typename
     ... on Shipment { id state carrier trackingNumber lines { quantity } }
     ... on ShipmentError { code lines { code sku requested possible } }

@@ -2,6 +2,7 @@
 //! They run on SQLite by default and on PostgreSQL when `VECTIS_TEST_DATABASE_URL` is set.
 
 mod accounts;
+mod after_sale;
 mod api_keys;
 mod auth;
 mod cart;

@@ -139,7 +139,7 @@ fn invoice() -> serde_json::Value {
     json!({ "paymentMethod": "invoice", "shippingMethod": "standard", "purchaseOrderNumber": "PO-4711" })
 }
 
-async fn available_credit(t: &TestApp, company: &str) -> i64 {
+pub async fn available_credit(t: &TestApp, company: &str) -> i64 {
     t.ok(
         Some(&t.a.admin),
         "query($c: ID!) { company(id: $c) { effectiveSettings { availableCredit { amount } } } }",

@@ -212,7 +212,7 @@ impl CartService {
                 line_id: l.id,
                 variant_id: l.variant_id,
                 sku: skus.get(&l.variant_id).cloned().unwrap_or_default(),
-                quantity: l.quantity,
+                quantity: l.current_quantity(),
             })
             .collect())
     }

@@ -8,13 +8,13 @@ use serde::Serialize;
 use crate::error::{AppError, AppResult};
 
 /// Builds one statement over a JSON array of rows, each row an object.
-pub(super) struct JsonRows {
+pub(crate) struct JsonRows {
     backend: DbBackend,
     values: Vec<Value>,
 }
 
 impl JsonRows {
-    pub(super) fn new(backend: DbBackend) -> Self {
+    pub(crate) fn new(backend: DbBackend) -> Self {
         JsonRows {
             backend,
             values: Vec::new(),
@@ -22,7 +22,7 @@ impl JsonRows {
     }
 
     /// A bind parameter, numbered (so it may appear more than once in the statement).
-    pub(super) fn param(&mut self, value: impl Into<Value>) -> String {
+    pub(crate) fn param(&mut self, value: impl Into<Value>) -> String {
         self.values.push(value.into());
         match self.backend {
             DbBackend::Postgres => format!("${}", self.values.len()),
@@ -31,7 +31,7 @@ impl JsonRows {
     }
 
     /// `FROM <rows> AS x`, binding `rows` as the JSON array.
-    pub(super) fn from<T: Serialize>(&mut self, rows: &[T]) -> AppResult<String> {
+    pub(crate) fn from<T: Serialize>(&mut self, rows: &[T]) -> AppResult<String> {
         let json = serde_json::to_string(rows).map_err(|e| AppError::Internal(e.into()))?;
         let p = self.param(json);
         Ok(match self.backend {
@@ -41,7 +41,7 @@ impl JsonRows {
     }
 
     /// A UUID field of the row (serialised as simple hex).
-    pub(super) fn uuid(&self, field: &str) -> String {
+    pub(crate) fn uuid(&self, field: &str) -> String {
         match self.backend {
             DbBackend::Postgres => format!("(x->>'{field}')::uuid"),
             _ => format!("unhex(json_extract(x.value, '$.{field}'))"),
@@ -49,15 +49,23 @@ impl JsonRows {
     }
 
     /// An integer field of the row.
-    pub(super) fn int(&self, field: &str) -> String {
+    pub(crate) fn int(&self, field: &str) -> String {
         match self.backend {
             DbBackend::Postgres => format!("(x->>'{field}')::bigint"),
             _ => format!("json_extract(x.value, '$.{field}')"),
         }
     }
 
+    /// A text field of the row.
+    pub(crate) fn text(&self, field: &str) -> String {
+        match self.backend {
+            DbBackend::Postgres => format!("(x->>'{field}')"),
+            _ => format!("json_extract(x.value, '$.{field}')"),
+        }
+    }
+
     /// A timestamp field of the row (see [`timestamp`]).
-    pub(super) fn time(&self, field: &str) -> String {
+    pub(crate) fn time(&self, field: &str) -> String {
         match self.backend {
             DbBackend::Postgres => format!("(x->>'{field}')::timestamptz"),
             _ => format!("json_extract(x.value, '$.{field}')"),
@@ -65,7 +73,7 @@ impl JsonRows {
     }
 
     /// Runs `sql` with the bound parameters.
-    pub(super) async fn execute<C: ConnectionTrait>(self, tx: &C, sql: String) -> AppResult<()> {
+    pub(crate) async fn execute<C: ConnectionTrait>(self, tx: &C, sql: String) -> AppResult<()> {
         tx.execute_raw(Statement::from_sql_and_values(
             self.backend,
             sql,
@@ -77,12 +85,12 @@ impl JsonRows {
 }
 
 /// A UUID as the JSON rows carry it.
-pub(super) fn hex(id: uuid::Uuid) -> String {
+pub(crate) fn hex(id: uuid::Uuid) -> String {
     id.simple().to_string()
 }
 
 /// A timestamp as the JSON rows carry it: RFC 3339 as SQLite stores timestamps (and
 /// PostgreSQL reads).
-pub(super) fn timestamp(t: chrono::DateTime<chrono::Utc>) -> String {
+pub(crate) fn timestamp(t: chrono::DateTime<chrono::Utc>) -> String {
     t.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, false)
 }
