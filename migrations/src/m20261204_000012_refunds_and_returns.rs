@@ -2,7 +2,7 @@
 //! line's price and tax then cover the units still ordered), refunds and releases of
 //! authorised amounts recorded before the payment handler is asked (`refunds`: an intent the
 //! engine finishes, or repeats with the same key after an interruption), and when a return was
-//! received.
+//! received (or why it was declined).
 
 use sea_orm_migration::prelude::*;
 use sea_orm_migration::schema::*;
@@ -28,6 +28,15 @@ impl MigrationTrait for Migration {
                 Table::alter()
                     .table("order_returns")
                     .add_column(timestamp_with_time_zone_null("received_at"))
+                    .to_owned(),
+            )
+            .await?;
+        // Why staff declined a return (its units are returnable again).
+        manager
+            .alter_table(
+                Table::alter()
+                    .table("order_returns")
+                    .add_column(string_len_null("decline_reason", 500))
                     .to_owned(),
             )
             .await?;

@@ -49,7 +49,8 @@ pub struct PaymentContext {
 /// One money operation.
 #[derive(Debug, Clone, PartialEq)]
 pub struct PaymentRequest {
-    /// The payment's id: the idempotency key of every call about it.
+    /// The idempotency key: the payment's id for authorising and settling it, the refund's
+    /// (or release's) id for paying back or releasing part of it.
     pub idempotency_key: Uuid,
     /// The order.
     pub order_id: Uuid,
@@ -107,9 +108,12 @@ pub trait PaymentMethodHandler: Send + Sync {
     async fn authorize(&self, req: &PaymentRequest) -> Result<PaymentOutcome, PaymentError>;
     /// Takes an authorised amount.
     async fn settle(&self, req: &PaymentRequest) -> Result<PaymentOutcome, PaymentError>;
-    /// Releases an authorisation.
+    /// Releases `req.amount` of an authorisation: all of it when the order is cancelled, part
+    /// of it when lines are. The key is the release's own id (one per release).
     async fn cancel(&self, req: &PaymentRequest) -> Result<PaymentOutcome, PaymentError>;
-    /// Pays back part or all of a settled amount.
+    /// Pays back `req.amount` of a settled amount. The key is the refund's own id: a repeated
+    /// call with it (after an interruption) must not pay back twice. `Declined` leaves the
+    /// amount refundable again.
     async fn refund(&self, req: &PaymentRequest) -> Result<PaymentOutcome, PaymentError>;
 }
 

@@ -306,6 +306,12 @@ pub const EVENTS: &[(&str, &str, &str, &[&str])] = &[
         &["orderId:uuid, code:string?, returnId:uuid, lines:array"],
     ),
     (
+        "vectis.order.return_declined",
+        "order",
+        "Staff declined a requested return; its units may be returned again.",
+        &["orderId:uuid, code:string?, returnId:uuid, reason:string?"],
+    ),
+    (
         "vectis.order.return_received",
         "order",
         "A return arrived: each line restocked at a location or written off, and `refund` paid back.",

@@ -203,6 +203,7 @@ pub mod order_return {
         pub created_at: DateTimeUtc,
         pub updated_at: DateTimeUtc,
         pub received_at: Option<DateTimeUtc>,
+        pub decline_reason: Option<String>,
     }
     no_relations!();
 }

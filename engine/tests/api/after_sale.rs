@@ -6,6 +6,7 @@ use std::collections::HashMap;
 
 use serde_json::{Value, json};
 use vectis_engine::auth::Caller;
+use vectis_strategies::payments::{PaymentError, PaymentKind, PaymentOutcome, PaymentRequest};
 
 use crate::cart::{catalog, gql_token};
 use crate::concurrency::{PARALLEL, call, parallel_app, race};
@@ -502,13 +503,43 @@ async fn returns_of_shipped_units_restock_or_write_off_and_refund_at_most_what_w
             receive(json!({ "returnId": first, "restockLocation": "main" })),
         )
         .await;
-    assert_eq!(r["receiveReturn"]["code"], "RETURN_ALREADY_RECEIVED");
+    assert_eq!(r["receiveReturn"]["code"], "RETURN_NOT_OPEN");
     assert_eq!(level(&t, "S-0").await, (7, 0), "received once");
+
+    // A declined return gives its units back to return later.
+    let r = t
+        .ok(Some(&buyer), REQUEST_RETURN, ret(&s1, 3, "changed my mind"))
+        .await;
+    let declined = r["requestReturn"]["id"].clone();
+    let decline = "mutation($r: ID!) { declineReturn(returnId: $r, reason: \"past the 30 days\") {
+        __typename ... on OrderReturn { state declineReason } ... on TransitionError { code } } }";
+    let r = t.gql(Some(&buyer), decline, json!({ "r": declined })).await;
+    assert_eq!(error_code(&r), "FORBIDDEN");
+    let r = t
+        .ok(Some(&t.a.admin), decline, json!({ "r": declined }))
+        .await;
+    assert_eq!(
+        r["declineReturn"],
+        json!({ "__typename": "OrderReturn", "state": "Declined", "declineReason": "past the 30 days" })
+    );
+    let r = t
+        .ok(Some(&t.a.admin), decline, json!({ "r": declined }))
+        .await;
+    assert_eq!(r["declineReturn"]["code"], "RETURN_NOT_OPEN");
+    let r = t
+        .ok(
+            Some(&t.a.admin),
+            RECEIVE,
+            receive(json!({ "returnId": declined, "restockLocation": "main" })),
+        )
+        .await;
+    assert_eq!(r["receiveReturn"]["code"], "RETURN_NOT_OPEN");
 
     // A written-off line goes nowhere; staff refund what they choose, within what is left.
     let r = t
         .ok(Some(&t.a.admin), REQUEST_RETURN, ret(&s1, 3, "wrong item"))
         .await;
+    assert_eq!(r["requestReturn"]["state"], "Requested", "{r}");
     let second = r["requestReturn"]["id"].clone();
     let r = t
         .ok(Some(&t.a.admin), REQUEST_RETURN, ret(&s1, 1, "wrong item"))
@@ -551,6 +582,7 @@ async fn returns_of_shipped_units_restock_or_write_off_and_refund_at_most_what_w
     assert_eq!(r["refundPayment"]["code"], "REFUND_EXCEEDS_PAYMENT");
     let types = crate::contract::validate_outbox(&t).await;
     assert!(types.contains("vectis.order.return_received"), "{types:?}");
+    assert!(types.contains("vectis.order.return_declined"), "{types:?}");
 }
 
 #[tokio::test]
@@ -791,11 +823,177 @@ async fn a_return_is_requested_and_received_once_whoever_races_for_it() {
         .count();
     let again = receipts
         .iter()
-        .filter(|r| r["data"]["receiveReturn"]["code"] == "RETURN_ALREADY_RECEIVED")
+        .filter(|r| r["data"]["receiveReturn"]["code"] == "RETURN_NOT_OPEN")
         .count();
     assert_eq!((received, again), (1, PARALLEL - 1), "{receipts:?}");
     assert_eq!(level(&t, "S-0").await, (10, 0), "restocked once");
     let o = order(&t, &id).await;
     assert_eq!(o["payments"][0]["refundedAmount"]["amount"], 5 * 1_190);
     assert_eq!(o["refunds"].as_array().unwrap().len(), 1, "refunded once");
+}
+
+/// A card provider whose first answer to every refund never arrives (an error) and which
+/// answers again with the same key: paid back, or refused for odd amounts.
+struct FlakyRefunds;
+
+/// How often each refund key was asked.
+static REFUNDS_ASKED: std::sync::Mutex<Vec<uuid::Uuid>> = std::sync::Mutex::new(Vec::new());
+
+#[async_trait::async_trait]
+impl vectis_strategies::PaymentMethodHandler for FlakyRefunds {
+    fn code(&self) -> &str {
+        "flaky-refunds"
+    }
+    fn description(&self) -> &str {
+        "A provider whose refunds do not answer at first"
+    }
+    fn kind(&self) -> PaymentKind {
+        PaymentKind::Provider
+    }
+    fn eligible(&self, _: &vectis_strategies::payments::PaymentContext) -> Result<(), String> {
+        Ok(())
+    }
+    async fn authorize(&self, req: &PaymentRequest) -> Result<PaymentOutcome, PaymentError> {
+        Ok(PaymentOutcome::Authorized {
+            transaction_id: Some(format!("fr_{}", req.idempotency_key.simple())),
+            due_in_days: None,
+        })
+    }
+    async fn settle(&self, req: &PaymentRequest) -> Result<PaymentOutcome, PaymentError> {
+        Ok(PaymentOutcome::Settled {
+            transaction_id: req.transaction_id.clone(),
+        })
+    }
+    async fn cancel(&self, _: &PaymentRequest) -> Result<PaymentOutcome, PaymentError> {
+        Ok(PaymentOutcome::Done)
+    }
+    async fn refund(&self, req: &PaymentRequest) -> Result<PaymentOutcome, PaymentError> {
+        let first = {
+            let mut asked = REFUNDS_ASKED.lock().unwrap();
+            let first = !asked.contains(&req.idempotency_key);
+            asked.push(req.idempotency_key);
+            first
+        };
+        if first {
+            return Err(PaymentError("timed out".into()));
+        }
+        Ok(if req.amount.amount % 2 == 1 {
+            PaymentOutcome::Declined {
+                message: "refused by the bank".into(),
+            }
+        } else {
+            PaymentOutcome::Done
+        })
+    }
+}
+
+#[linkme::distributed_slice(vectis_strategies::registry::STRATEGIES)]
+static FLAKY_REFUNDS: vectis_strategies::registry::Registration =
+    vectis_strategies::registry::Registration {
+        name: "flaky-refunds",
+        engine: "^0.1",
+        build: vectis_strategies::registry::Build::PaymentMethod(|_| {
+            Ok(std::sync::Arc::new(FlakyRefunds))
+        }),
+    };
+
+#[tokio::test]
+async fn a_refund_the_provider_does_not_answer_is_finished_later_with_the_same_key() {
+    let mut config = crate::support::fresh_config().await;
+    config.payments.methods = vec!["test-card".into(), "flaky-refunds".into()];
+    let t = TestApp::with_config(config).await;
+    catalog(&t, 1, 1_000).await;
+    let token = guest_cart(&t, json!([{ "sku": "S-0", "quantity": 5 }])).await;
+    let mut input = guest_input();
+    input["paymentMethod"] = json!("flaky-refunds");
+    let placed = gql_token(
+        &t,
+        &t.a.storefront,
+        &token,
+        crate::inventory::PLACE,
+        json!({ "i": input }),
+    )
+    .await;
+    let id = placed["data"]["placeOrder"]["id"].clone();
+    let o = order(&t, &id).await;
+    let payment = o["payments"][0]["id"].clone();
+    t.ok(Some(&t.a.admin), SETTLE, json!({ "p": payment }))
+        .await;
+    let paid = total(&o);
+    let orders = &t.app.services.orders;
+
+    // The provider does not answer: the refund stays pending and counts against the payment.
+    let r = t
+        .ok(
+            Some(&t.a.admin),
+            REFUND,
+            json!({ "p": payment, "a": 1_000 }),
+        )
+        .await;
+    assert_eq!(r["refundPayment"]["refundedAmount"]["amount"], 1_000, "{r}");
+    let o = order(&t, &id).await;
+    assert_eq!(o["refunds"][0]["state"], "Pending");
+    let r = t
+        .ok(
+            Some(&t.a.admin),
+            REFUND,
+            json!({ "p": payment, "a": paid - 1_000 + 1 }),
+        )
+        .await;
+    assert_eq!(r["refundPayment"]["code"], "REFUND_EXCEEDS_PAYMENT", "{r}");
+    assert_eq!(
+        orders
+            .recover_refunds(std::time::Duration::from_secs(3600))
+            .await
+            .unwrap(),
+        0,
+        "too young to count as interrupted"
+    );
+    assert_eq!(
+        orders
+            .recover_refunds(std::time::Duration::ZERO)
+            .await
+            .unwrap(),
+        1
+    );
+    let o = order(&t, &id).await;
+    assert_eq!(o["refunds"][0]["state"], "Done");
+    assert_eq!(
+        last_event(&t, "vectis.order.payment_refunded").await["amount"],
+        1_000
+    );
+
+    // Refused on the second look: the amount is refundable again.
+    let r = t
+        .ok(Some(&t.a.admin), REFUND, json!({ "p": payment, "a": 501 }))
+        .await;
+    assert_eq!(r["refundPayment"]["refundedAmount"]["amount"], 1_501, "{r}");
+    assert_eq!(
+        orders
+            .recover_refunds(std::time::Duration::ZERO)
+            .await
+            .unwrap(),
+        1
+    );
+    assert_eq!(
+        orders
+            .recover_refunds(std::time::Duration::ZERO)
+            .await
+            .unwrap(),
+        0,
+        "recorded once"
+    );
+    let o = order(&t, &id).await;
+    assert_eq!(o["refunds"][1]["state"], "Failed");
+    assert_eq!(o["payments"][0]["refundedAmount"]["amount"], 1_000);
+    let failed = last_event(&t, "vectis.order.refund_failed").await;
+    assert_eq!(failed["message"], "refused by the bank");
+    // Each refund was asked twice, with its own id as the key.
+    let asked = REFUNDS_ASKED.lock().unwrap().clone();
+    assert_eq!(asked.len(), 4, "{asked:?}");
+    assert_eq!(asked[0], asked[1]);
+    assert_eq!(asked[2], asked[3]);
+    assert_ne!(asked[0], asked[2]);
+    let types = crate::contract::validate_outbox(&t).await;
+    assert!(types.contains("vectis.order.refund_failed"), "{types:?}");
 }

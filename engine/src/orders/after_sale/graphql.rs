@@ -119,9 +119,13 @@ impl OrderReturnObject {
     async fn order_id(&self) -> ID {
         id(self.0.order_id)
     }
-    /// `Requested` or `Received`.
+    /// `Requested`, `Received` or `Declined`.
     async fn state(&self) -> &str {
         &self.0.state
+    }
+    /// Why staff declined it.
+    async fn decline_reason(&self) -> Option<&str> {
+        self.0.decline_reason.as_deref()
     }
     /// When it was requested.
     async fn requested_at(&self) -> DateTime<Utc> {
@@ -226,7 +230,8 @@ pub enum ReturnResult {
     Return(OrderReturnObject),
     /// Lines refused; nothing changed.
     Refused(OrderLinesError),
-    /// Not now (`NOTHING_SHIPPED`, `RETURN_ALREADY_RECEIVED`); nothing changed.
+    /// Not now (`NOTHING_SHIPPED`; `RETURN_NOT_OPEN`: received or declined already); nothing
+    /// changed.
     NotReturnable(TransitionError),
     /// The refund was refused (`REFUND_EXCEEDS_PAYMENT`); nothing changed.
     Payment(PaymentOperationError),
@@ -353,6 +358,24 @@ impl AfterSaleMutation {
         let outcome = services(ctx)
             .orders
             .request_return(caller, order, lines)
+            .await?;
+        Ok(ReturnResult::from_outcome(outcome))
+    }
+
+    /// Declines a requested return (`ORDER_WRITE`), with a reason the buyer sees; its units may
+    /// be returned again.
+    async fn decline_return(
+        &self,
+        ctx: &Context<'_>,
+        return_id: ID,
+        reason: Option<String>,
+    ) -> Result<ReturnResult> {
+        let caller = caller(ctx)?;
+        caller.require(crate::auth::Permission::OrderWrite)?;
+        let return_id = parse_id("returnId", &return_id)?;
+        let outcome = services(ctx)
+            .orders
+            .decline_return(caller, return_id, reason)
             .await?;
         Ok(ReturnResult::from_outcome(outcome))
     }

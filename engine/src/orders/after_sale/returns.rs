@@ -36,6 +36,8 @@ pub mod return_state {
     pub const REQUESTED: &str = "Requested";
     /// Received: restocked or written off, and refunded.
     pub const RECEIVED: &str = "Received";
+    /// Declined by staff; its units may be returned again.
+    pub const DECLINED: &str = "Declined";
 }
 
 /// Units of a line to return, and why.
@@ -54,7 +56,7 @@ pub enum ReturnOutcome {
     Return(Box<(order_return::Model, Vec<return_line::Model>, String)>),
     /// Lines that cannot be returned as asked; nothing changed.
     Refused(Vec<LineRefusal>),
-    /// Not now: `NOTHING_SHIPPED`, `RETURN_ALREADY_RECEIVED`.
+    /// Not now: `NOTHING_SHIPPED`, `RETURN_NOT_OPEN` (received or declined already).
     NotReturnable(TransitionFailure),
     /// The refund was refused (`REFUND_EXCEEDS_PAYMENT`); nothing changed.
     Payment(PaymentFailure),
@@ -90,7 +92,7 @@ fn not_returnable(code: &str, message: String, o: &order::Model) -> ReturnOutcom
 }
 
 impl OrdersService {
-    /// Units of each line in any return of `order` so far.
+    /// Units of each line in the returns of `order` so far (declined ones aside).
     async fn returned_in<C: sea_orm::ConnectionTrait>(
         &self,
         tx: &C,
@@ -100,6 +102,7 @@ impl OrdersService {
         let ids: Vec<Uuid> = order_return::Entity::find()
             .filter(order_return::Column::TenantId.eq(tenant.0))
             .filter(order_return::Column::OrderId.eq(order))
+            .filter(order_return::Column::State.ne(return_state::DECLINED))
             .all(tx)
             .await?
             .into_iter()
@@ -211,6 +214,7 @@ impl OrdersService {
             created_at: Set(now),
             updated_at: Set(now),
             received_at: Set(None),
+            decline_reason: Set(None),
         })
         .exec_with_returning(uow.tx())
         .await?;
@@ -283,34 +287,11 @@ impl OrdersService {
             return Err(AppError::validation("refundAmount", "must not be negative"));
         }
         let tenant = caller.tenant;
-        let found = self
-            .core
-            .read(tenant, move |tx| {
-                Box::pin(async move {
-                    Ok(order_return::Entity::find_by_id(return_id)
-                        .filter(order_return::Column::TenantId.eq(tenant.0))
-                        .one(tx)
-                        .await?)
-                })
-            })
-            .await?
-            .ok_or_else(|| AppError::not_found("Return", return_id))?;
         let mut uow = self.core.begin_for(caller).await?;
-        let order = crate::db::lock::lock::<order::Entity, _>(uow.tx(), tenant, found.order_id)
-            .await?
-            .ok_or_else(|| AppError::not_found("Return", return_id))?;
-        // Read again under the order's lock: a concurrent receipt may have recorded it.
-        let current = order_return::Entity::find_by_id(return_id)
-            .one(uow.tx())
-            .await?
-            .ok_or_else(|| AppError::not_found("Return", return_id))?;
-        if current.state != return_state::REQUESTED {
-            return Ok(not_returnable(
-                "RETURN_ALREADY_RECEIVED",
-                "this return was received already".into(),
-                &order,
-            ));
-        }
+        let order = match self.lock_requested(&uow, return_id).await? {
+            Ok(order) => order,
+            Err(refused) => return Ok(refused),
+        };
         let lines = return_line::Entity::find()
             .filter(return_line::Column::TenantId.eq(tenant.0))
             .filter(return_line::Column::ReturnId.eq(return_id))
@@ -464,6 +445,90 @@ impl OrdersService {
             .await?;
         Ok(ReturnOutcome::Return(Box::new((
             received,
+            lines,
+            order.currency,
+        ))))
+    }
+
+    /// Locks the order of requested return `return_id` (then reads the return again under
+    /// the lock: a concurrent receipt or decline may have recorded it).
+    async fn lock_requested(
+        &self,
+        uow: &crate::events::UnitOfWork,
+        return_id: Uuid,
+    ) -> AppResult<Result<order::Model, ReturnOutcome>> {
+        let tenant = uow.tenant();
+        let found = order_return::Entity::find_by_id(return_id)
+            .filter(order_return::Column::TenantId.eq(tenant.0))
+            .one(uow.tx())
+            .await?
+            .ok_or_else(|| AppError::not_found("Return", return_id))?;
+        let order = crate::db::lock::lock::<order::Entity, _>(uow.tx(), tenant, found.order_id)
+            .await?
+            .ok_or_else(|| AppError::not_found("Return", return_id))?;
+        let current = order_return::Entity::find_by_id(return_id)
+            .one(uow.tx())
+            .await?
+            .ok_or_else(|| AppError::not_found("Return", return_id))?;
+        if current.state != return_state::REQUESTED {
+            return Ok(Err(not_returnable(
+                "RETURN_NOT_OPEN",
+                format!("this return was {} already", current.state.to_lowercase()),
+                &order,
+            )));
+        }
+        Ok(Ok(order))
+    }
+
+    /// Declines a requested return (`ORDER_WRITE`) with a reason for the buyer; its units may
+    /// be returned again.
+    pub async fn decline_return(
+        &self,
+        caller: &Caller,
+        return_id: Uuid,
+        reason: Option<String>,
+    ) -> AppResult<ReturnOutcome> {
+        caller.require(Permission::OrderWrite)?;
+        let reason = crate::kernel::text::optional("reason", reason.as_deref(), 500)?;
+        let tenant = caller.tenant;
+        let mut uow = self.core.begin_for(caller).await?;
+        let order = match self.lock_requested(&uow, return_id).await? {
+            Ok(order) => order,
+            Err(refused) => return Ok(refused),
+        };
+        let declined = order_return::Entity::update_many()
+            .col_expr(
+                order_return::Column::State,
+                Expr::value(return_state::DECLINED),
+            )
+            .col_expr(
+                order_return::Column::DeclineReason,
+                Expr::value(reason.clone()),
+            )
+            .col_expr(order_return::Column::UpdatedAt, Expr::value(Utc::now()))
+            .filter(order_return::Column::TenantId.eq(tenant.0))
+            .filter(order_return::Column::Id.eq(return_id))
+            .exec_with_returning(uow.tx())
+            .await?
+            .into_iter()
+            .next()
+            .ok_or_else(|| AppError::not_found("Return", return_id))?;
+        uow.change::<order::Entity>(
+            order.id,
+            Vec::new(),
+            "vectis.order.return_declined",
+            |o| json!({ "orderId": o.id, "code": o.code, "returnId": return_id, "reason": reason }),
+        )
+        .await?;
+        let lines = return_line::Entity::find()
+            .filter(return_line::Column::TenantId.eq(tenant.0))
+            .filter(return_line::Column::ReturnId.eq(return_id))
+            .order_by_asc(return_line::Column::Id)
+            .all(uow.tx())
+            .await?;
+        uow.commit().await?;
+        Ok(ReturnOutcome::Return(Box::new((
+            declined,
             lines,
             order.currency,
         ))))
