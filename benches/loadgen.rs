@@ -16,6 +16,7 @@
 //! read 30 times after 5 warm-ups; one line added to a 1,000-line cart; the same at 10,000
 //! lines; `placeOrder` of 1,000 and 10,000-line carts (10 and 3 times) by a company buyer of
 //! the demo on account (staff settle each invoice) and by a guest paying by test card;
+//! `cancelOrderLines` of one unit of most lines of such orders on account;
 //! `products(first: 20)` with variants and prices under 16 and 64 connections for
 //! 20 s each. Each scenario prints a line; the last line is all results as JSON
 //! (milliseconds: min, p50, p95; requests/s for the catalog).
@@ -304,49 +305,117 @@ enum Buyer<'a> {
     OnAccount { buyer: &'a str, staff: &'a str },
 }
 
-/// Fills a cart with `size` lines (one mutation, not timed) and times `placeOrder`, `reps`
-/// times.
+/// Fills a cart with `size` lines (one mutation, not timed) and places it; returns the order
+/// and the time `placeOrder` took.
+async fn place_one(
+    client: &mut Client,
+    who: &Buyer<'_>,
+    size: usize,
+    rep: usize,
+) -> (Value, Duration) {
+    let (auth, input) = match who {
+        Buyer::GuestByCard => (
+            None,
+            json!({ "paymentMethod": "test-card", "paymentMetadata": { "cardNumber": "4242 4242 4242 4242" },
+                    "email": "bench@example.com", "shippingMethod": "standard",
+                    "shippingAddress": { "streetLine1": "Hauptstr. 1", "city": "Berlin", "postalCode": "10115", "countryCode": "DE" } }),
+        ),
+        Buyer::OnAccount { buyer, .. } => (
+            Some(*buyer),
+            json!({ "paymentMethod": "invoice", "shippingMethod": "standard",
+                    "purchaseOrderNumber": format!("PO-LOADGEN-{size}-{rep}") }),
+        ),
+    };
+    let (token, _) = build_as(client, auth, size, size).await;
+    let mut headers: Vec<(&str, &str)> = Vec::new();
+    headers.extend(token.as_deref().map(|t| ("x-vectis-cart-token", t)));
+    headers.extend(auth.map(|b| ("authorization", b)));
+    let t0 = Instant::now();
+    let out = client.gql(&headers, PLACE, json!({ "i": input })).await;
+    let elapsed = t0.elapsed();
+    let order = out["placeOrder"].clone();
+    assert_eq!(order["__typename"], "Order", "{}", short(&out));
+    assert_eq!(order["lineCount"], size, "{}", short(&out));
+    (order, elapsed)
+}
+
+/// Staff settle an order's invoice (so the company's credit never runs out).
+async fn settle(client: &mut Client, staff: &str, order: &Value) {
+    let settled = client
+        .gql(
+            &[("authorization", staff)],
+            SETTLE,
+            json!({ "p": order["payments"][0]["id"] }),
+        )
+        .await;
+    assert_eq!(
+        settled["settlePayment"]["state"],
+        "Settled",
+        "{}",
+        short(&settled)
+    );
+}
+
+/// Times `placeOrder` of `size`-line carts, `reps` times.
 async fn place(client: &mut Client, who: &Buyer<'_>, size: usize, reps: usize) -> Vec<Duration> {
     let mut times = Vec::new();
     for rep in 0..reps {
-        let (auth, input) = match who {
-            Buyer::GuestByCard => (
-                None,
-                json!({ "paymentMethod": "test-card", "paymentMetadata": { "cardNumber": "4242 4242 4242 4242" },
-                        "email": "bench@example.com", "shippingMethod": "standard",
-                        "shippingAddress": { "streetLine1": "Hauptstr. 1", "city": "Berlin", "postalCode": "10115", "countryCode": "DE" } }),
-            ),
-            Buyer::OnAccount { buyer, .. } => (
-                Some(*buyer),
-                json!({ "paymentMethod": "invoice", "shippingMethod": "standard",
-                        "purchaseOrderNumber": format!("PO-LOADGEN-{size}-{rep}") }),
-            ),
-        };
-        let (token, _) = build_as(client, auth, size, size).await;
-        let mut headers: Vec<(&str, &str)> = Vec::new();
-        headers.extend(token.as_deref().map(|t| ("x-vectis-cart-token", t)));
-        headers.extend(auth.map(|b| ("authorization", b)));
-        let t0 = Instant::now();
-        let out = client.gql(&headers, PLACE, json!({ "i": input })).await;
-        times.push(t0.elapsed());
-        let order = &out["placeOrder"];
-        assert_eq!(order["__typename"], "Order", "{}", short(&out));
-        assert_eq!(order["lineCount"], size, "{}", short(&out));
+        let (order, elapsed) = place_one(client, who, size, rep).await;
+        times.push(elapsed);
         if let Buyer::OnAccount { staff, .. } = who {
-            let settled = client
-                .gql(
-                    &[("authorization", staff)],
-                    SETTLE,
-                    json!({ "p": order["payments"][0]["id"] }),
-                )
-                .await;
-            assert_eq!(
-                settled["settlePayment"]["state"],
-                "Settled",
-                "{}",
-                short(&settled)
-            );
+            settle(client, staff, &order).await;
         }
+    }
+    times
+}
+
+const ORDER_LINES: &str =
+    "query($id: ID!) { order(id: $id) { lines(first: 10000) { nodes { id quantity } } } }";
+const CANCEL_LINES: &str = "mutation($o: ID!, $l: [OrderLineQuantityInput!]!) {
+  cancelOrderLines(orderId: $o, lines: $l, reason: \"loadgen\") { __typename ... on Order { state totals { total { amount } } } } }";
+
+/// Places `size`-line orders on account (not timed) and times the buyer cancelling one unit of
+/// every line ordered more than once (the invoice shrinks, stock and credit are released),
+/// `reps` times.
+async fn cancel(client: &mut Client, who: &Buyer<'_>, size: usize, reps: usize) -> Vec<Duration> {
+    let Buyer::OnAccount { buyer, staff } = who else {
+        unreachable!("cancelling is measured on account");
+    };
+    let mut times = Vec::new();
+    for rep in 0..reps {
+        let (order, _) = place_one(client, who, size, 100 + rep).await;
+        let read = client
+            .gql(
+                &[("authorization", buyer)],
+                ORDER_LINES,
+                json!({ "id": order["id"] }),
+            )
+            .await;
+        let units: Vec<Value> = read["order"]["lines"]["nodes"]
+            .as_array()
+            .expect("lines")
+            .iter()
+            .filter(|l| l["quantity"].as_i64() > Some(1))
+            .map(|l| json!({ "lineId": l["id"], "quantity": 1 }))
+            .collect();
+        let t0 = Instant::now();
+        let out = client
+            .gql(
+                &[("authorization", buyer)],
+                CANCEL_LINES,
+                json!({ "o": order["id"], "l": units }),
+            )
+            .await;
+        times.push(t0.elapsed());
+        let after = &out["cancelOrderLines"];
+        assert_eq!(after["__typename"], "Order", "{}", short(&out));
+        assert!(
+            after["totals"]["total"]["amount"].as_i64()
+                < order["totals"]["total"]["amount"].as_i64(),
+            "{}",
+            short(&out)
+        );
+        settle(client, staff, &order).await;
     }
     times
 }
@@ -507,6 +576,10 @@ async fn main() {
             report(
                 &format!("place_{size}_line_order_guest_by_card"),
                 stats(&mut place(&mut client, &Buyer::GuestByCard, size, reps).await),
+            );
+            report(
+                &format!("cancel_units_of_a_{size}_line_order_on_account"),
+                stats(&mut cancel(&mut client, &on_account, size, reps).await),
             );
         }
     }
