@@ -1146,3 +1146,73 @@ async fn the_consumer_applies_inbound_stock_from_the_broker_and_dead_letters_the
     assert_eq!(letter["payload"], "{ \"levels\": 3 }");
     runtime.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn many_callers_shipping_and_delivering_the_same_units_at_once_do_it_once() {
+    let t = parallel_app().await;
+    catalog(&t, 1, 1_000).await;
+    location(&t, "main").await;
+    t.ok(
+        Some(&t.a.admin),
+        LEVELS,
+        json!({ "r": [{ "sku": "S-0", "location": "main", "onHand": 10 }] }),
+    )
+    .await;
+    let (_, buyer) = crate::orders::b2b(&t, "NET30", None, "race@ship.test", "buyer").await;
+    crate::orders::add(&t, &buyer, "S-0", 5).await;
+    let placed = t
+        .ok(
+            Some(&buyer),
+            PLACE,
+            json!({ "i": { "paymentMethod": "invoice", "shippingMethod": "standard" } }),
+        )
+        .await;
+    let order = placed["placeOrder"]["id"].clone();
+    let line = order_lines(&t, &order).await["S-0"].clone();
+    let admin = t.a.admin.clone();
+    let results = race(crate::concurrency::PARALLEL, |_| {
+        crate::concurrency::call(
+            &t,
+            Some(admin.clone()),
+            SHIP,
+            json!({ "o": order, "l": "main", "lines": [{ "lineId": line, "quantity": 5 }] }),
+        )
+    })
+    .await;
+    let shipped: Vec<&Value> = results
+        .iter()
+        .filter(|r| r["data"]["createShipment"]["__typename"] == "Shipment")
+        .collect();
+    assert_eq!(shipped.len(), 1, "{results:?}");
+    assert!(
+        results
+            .iter()
+            .filter(|r| r["data"]["createShipment"]["__typename"] != "Shipment")
+            .all(|r| r["data"]["createShipment"]["lines"][0]["code"] == "EXCEEDS_ORDERED"),
+        "{results:?}"
+    );
+    assert_eq!(level(&t, "S-0").await, (5, 0), "shipped once");
+    let shipment = shipped[0]["data"]["createShipment"]["id"].clone();
+    let deliveries = race(crate::concurrency::PARALLEL, |_| {
+        crate::concurrency::call(
+            &t,
+            Some(admin.clone()),
+            "mutation($id: ID!) { markShipmentDelivered(id: $id) { __typename ... on Shipment { state } } }",
+            json!({ "id": shipment }),
+        )
+    })
+    .await;
+    assert!(
+        deliveries
+            .iter()
+            .all(|r| r["data"]["markShipmentDelivered"]["state"] == "Delivered"),
+        "{deliveries:?}"
+    );
+    assert_eq!(order_state(&t, &order).await, "Delivered");
+    assert_eq!(
+        t.scalar("SELECT COUNT(*) FROM outbox WHERE event_type = 'vectis.order.delivered'")
+            .await,
+        1,
+        "delivered once"
+    );
+}
