@@ -111,9 +111,15 @@ impl App {
                 self.services.inventory.clone(),
                 caller.tenant,
             );
+            let orders = crate::orders::loader::OrdersLoader::new(
+                self.services.orders.clone(),
+                self.services.inventory.clone(),
+                caller.tenant,
+            );
             request = request
                 .data(request_loader(loader))
                 .data(inventory)
+                .data(DataLoader::new(orders, tokio::spawn))
                 .data(DataLoader::new(accounts, tokio::spawn))
                 .data(DataLoader::new(companies, tokio::spawn))
                 .data(caller);

@@ -8,6 +8,9 @@ use uuid::Uuid;
 use vectis_strategies::{CurrencyCode, Money};
 
 use super::entity::{payment, transition};
+use super::loader::{
+    AllocationsOf, HistoryOf, PaymentsOf, RefundsOf, ReturnsOf, ShipmentsOf, load,
+};
 use super::service::{OrderFilter, PlaceInput, PlaceOutcome, TransitionFailure};
 use crate::cart::CartToken;
 use crate::cart::entity::order;
@@ -165,10 +168,7 @@ impl OrderObject {
     }
     /// Every transition, oldest first.
     async fn history(&self, ctx: &Context<'_>) -> Result<Vec<OrderTransitionObject>> {
-        let caller = caller(ctx)?;
-        Ok(services(ctx)
-            .orders
-            .history(caller.tenant, vec![self.0.id])
+        Ok(load(ctx, HistoryOf(self.0.id))
             .await?
             .into_iter()
             .map(OrderTransitionObject)
@@ -176,10 +176,7 @@ impl OrderObject {
     }
     /// Shipments, oldest first, with their lines.
     async fn shipments(&self, ctx: &Context<'_>) -> Result<Vec<ShipmentObject>> {
-        let caller = caller(ctx)?;
-        Ok(services(ctx)
-            .inventory
-            .shipments_of(caller.tenant, vec![self.0.id])
+        Ok(load(ctx, ShipmentsOf(self.0.id))
             .await?
             .into_iter()
             .map(|(s, lines)| ShipmentObject(s, lines))
@@ -188,10 +185,7 @@ impl OrderObject {
     /// Where its stock is reserved: per line and location, reserved, shipped and released
     /// units.
     async fn stock_allocations(&self, ctx: &Context<'_>) -> Result<Vec<StockAllocationObject>> {
-        let caller = caller(ctx)?;
-        Ok(services(ctx)
-            .inventory
-            .allocations_of(caller.tenant, vec![self.0.id])
+        Ok(load(ctx, AllocationsOf(self.0.id))
             .await?
             .into_iter()
             .map(StockAllocationObject)
@@ -202,21 +196,28 @@ impl OrderObject {
         &self,
         ctx: &Context<'_>,
     ) -> Result<Vec<super::after_sale::graphql::OrderReturnObject>> {
-        super::after_sale::graphql::returns_of(ctx, &self.0).await
+        Ok(load(ctx, ReturnsOf(self.0.id))
+            .await?
+            .into_iter()
+            .map(|(r, l)| {
+                super::after_sale::graphql::OrderReturnObject(r, l, self.0.currency.clone())
+            })
+            .collect())
     }
     /// Refunds and released amounts of its payments, oldest first.
     async fn refunds(
         &self,
         ctx: &Context<'_>,
     ) -> Result<Vec<super::after_sale::graphql::RefundObject>> {
-        super::after_sale::graphql::refunds_of(ctx, &self.0).await
+        Ok(load(ctx, RefundsOf(self.0.id))
+            .await?
+            .into_iter()
+            .map(super::after_sale::graphql::RefundObject)
+            .collect())
     }
     /// Payments, oldest first.
     async fn payments(&self, ctx: &Context<'_>) -> Result<Vec<PaymentObject>> {
-        let caller = caller(ctx)?;
-        Ok(services(ctx)
-            .orders
-            .payments(caller.tenant, vec![self.0.id])
+        Ok(load(ctx, PaymentsOf(self.0.id))
             .await?
             .into_iter()
             .map(PaymentObject)

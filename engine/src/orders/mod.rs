@@ -4,6 +4,7 @@
 pub mod after_sale;
 pub mod entity;
 pub mod graphql;
+pub mod loader;
 pub mod service;
 
 pub use service::OrdersService;

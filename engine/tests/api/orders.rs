@@ -1017,3 +1017,36 @@ async fn an_interrupted_card_checkout_is_recovered_with_the_same_key() {
         }
     }
 }
+
+#[tokio::test]
+async fn a_page_of_orders_loads_their_collections_in_the_same_statements_for_2_and_8_orders() {
+    let t = TestApp::new().await;
+    crate::cart::catalog(&t, 1, 1_000).await;
+    let (_, buyer) = b2b(&t, "NET30", None, "page@orders.test", "buyer").await;
+    let query = "{ orders(first: 50) { nodes { code payments { state } history { to }
+        shipments { id } stockAllocations { quantity } returns { id } refunds { kind } } } }";
+    let mut counts = Vec::new();
+    for n in [2, 8] {
+        while t.ok(Some(&t.a.admin), query, json!({})).await["orders"]["nodes"]
+            .as_array()
+            .unwrap()
+            .len()
+            < n
+        {
+            add(&t, &buyer, "S-0", 1).await;
+            place(&t, &buyer, invoice()).await;
+        }
+        let before = t.statements();
+        let page = t.ok(Some(&t.a.admin), query, json!({})).await;
+        counts.push(t.statements() - before);
+        let nodes = page["orders"]["nodes"].as_array().unwrap();
+        assert_eq!(nodes.len(), n);
+        assert!(
+            nodes
+                .iter()
+                .all(|o| o["payments"][0]["state"] == "Authorized"
+                    && !o["history"].as_array().unwrap().is_empty())
+        );
+    }
+    assert_eq!(counts[0], counts[1], "2 and 8 orders: {counts:?}");
+}

@@ -107,7 +107,12 @@ pub struct ReceiveReturnInput {
 }
 
 /// A request to send back shipped units, and what happened when they arrived.
-pub struct OrderReturnObject(pub order_return::Model, pub Vec<return_line::Model>, String);
+pub struct OrderReturnObject(
+    pub order_return::Model,
+    pub Vec<return_line::Model>,
+    /// The order's currency.
+    pub String,
+);
 
 #[Object(name = "OrderReturn")]
 impl OrderReturnObject {
@@ -264,36 +269,6 @@ fn units(lines: Vec<OrderLineQuantityInput>) -> Result<Vec<LineUnits>, crate::er
             })
         })
         .collect()
-}
-
-/// Returns and refunds of an order (its fields).
-pub(crate) async fn returns_of(
-    ctx: &Context<'_>,
-    order: &crate::cart::entity::order::Model,
-) -> Result<Vec<OrderReturnObject>> {
-    let caller = caller(ctx)?;
-    Ok(services(ctx)
-        .orders
-        .returns(caller.tenant, vec![order.id])
-        .await?
-        .into_iter()
-        .map(|(r, l)| OrderReturnObject(r, l, order.currency.clone()))
-        .collect())
-}
-
-/// The refunds of an order, oldest first.
-pub(crate) async fn refunds_of(
-    ctx: &Context<'_>,
-    order: &crate::cart::entity::order::Model,
-) -> Result<Vec<RefundObject>> {
-    let caller = caller(ctx)?;
-    Ok(services(ctx)
-        .orders
-        .refunds(caller.tenant, vec![order.id])
-        .await?
-        .into_iter()
-        .map(RefundObject)
-        .collect())
 }
 
 /// Cancelling lines, returns and their refunds.
