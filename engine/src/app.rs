@@ -116,8 +116,13 @@ impl App {
                 self.services.inventory.clone(),
                 caller.tenant,
             );
+            let prices = crate::pricing::loader::request_loader(
+                self.services.pricing.clone(),
+                caller.clone(),
+            );
             request = request
                 .data(request_loader(loader))
+                .data(prices)
                 .data(inventory)
                 .data(DataLoader::new(orders, tokio::spawn))
                 .data(DataLoader::new(accounts, tokio::spawn))

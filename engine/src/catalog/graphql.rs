@@ -90,6 +90,37 @@ pub async fn prefetch_variants(
     if node.field("options").exists() {
         loader.load_many(ids().map(OptionsOfVariant)).await?;
     }
+    // A buyer's own prices, in every currency the selection asks for, in one batch.
+    if matches!(
+        caller(ctx)?.principal,
+        crate::auth::Principal::Customer { .. }
+    ) {
+        let mut currencies: HashSet<CurrencyCode> = HashSet::new();
+        for name in ["price", "pricing"] {
+            for field in node.field(name).selection_fields() {
+                for (arg, value) in field.arguments()? {
+                    if arg.as_str() == "currency"
+                        && let async_graphql::Value::String(c) = value
+                        && let Ok(c) = c.parse::<CurrencyCode>()
+                    {
+                        currencies.insert(c);
+                    }
+                }
+            }
+        }
+        if !currencies.is_empty() {
+            let mut keys = Vec::with_capacity(currencies.len() * variants.len());
+            for currency in currencies {
+                keys.extend(variants.iter().map(|v| crate::pricing::loader::PriceFor {
+                    variant: v.id,
+                    currency,
+                }));
+            }
+            ctx.data::<crate::pricing::loader::BuyerPricesDataLoader>()?
+                .load_many(keys)
+                .await?;
+        }
+    }
     let product = node.field("product");
     if product.exists() {
         let product_ids: HashSet<Uuid> = variants.iter().map(|v| v.product_id).collect();
@@ -192,6 +223,26 @@ impl Product {
 /// A purchasable variant of a product, identified by its SKU.
 pub struct Variant(pub variant::Model);
 
+impl Variant {
+    /// What the caller pays for it in `currency`.
+    async fn priced(
+        &self,
+        ctx: &Context<'_>,
+        currency: &str,
+    ) -> Result<crate::pricing::service::VariantPrice> {
+        let id = self.0.id;
+        crate::pricing::graphql::variant_price(ctx, id, currency, async move {
+            let rows = catalog_loader(ctx)?.load_one(PricesOfVariant(id)).await?;
+            Ok(rows
+                .unwrap_or_default()
+                .into_iter()
+                .find(|p| p.currency == currency)
+                .and_then(|p| Some(Money::new(p.amount, p.currency.parse().ok()?))))
+        })
+        .await
+    }
+}
+
 #[Object(name = "ProductVariant")]
 impl Variant {
     /// Id.
@@ -245,22 +296,24 @@ impl Variant {
             })
             .collect()
     }
-    /// The base price in one currency, if set.
+    /// The caller's unit price in one currency: for a logged-in customer or company user what
+    /// their price lists give at quantity 1 (as in the cart), the base price for anonymous
+    /// visitors and staff; null without a price. Batch-priced for the whole page.
     async fn price(&self, ctx: &Context<'_>, currency: String) -> Result<Option<MoneyObject>> {
-        let wanted: CurrencyCode =
-            currency
-                .parse()
-                .map_err(|e: vectis_strategies::MoneyError| {
-                    AppError::validation("currency", e.to_string())
-                })?;
-        let rows = catalog_loader(ctx)?
-            .load_one(PricesOfVariant(self.0.id))
-            .await?;
-        Ok(rows
-            .unwrap_or_default()
-            .into_iter()
-            .find(|p| p.currency == wanted.as_str())
-            .map(|p| Money::new(p.amount, wanted).into()))
+        Ok(self
+            .priced(ctx, &currency)
+            .await?
+            .unit
+            .map(|u| u.unit.into()))
+    }
+    /// What the caller pays in one currency: the unit price with its source, the base price
+    /// and the volume tiers that apply to them.
+    async fn pricing(
+        &self,
+        ctx: &Context<'_>,
+        currency: String,
+    ) -> Result<crate::pricing::graphql::VariantPricing> {
+        Ok(self.priced(ctx, &currency).await?.into())
     }
     /// Whether it is in stock, low or out (quantities for staff, or when the tenant shows
     /// them), and its backorder policy.

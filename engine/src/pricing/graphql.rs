@@ -136,6 +136,100 @@ pub enum PriceSourceKind {
     PriceList,
 }
 
+/// What the caller pays for a variant in one currency.
+#[derive(SimpleObject)]
+pub struct VariantPricing {
+    /// The unit price at quantity 1: for a logged-in customer or company user, what their
+    /// price lists (company and its parents, location, customer group; validity) give, as in
+    /// the cart; the base price for anonymous visitors and staff. Null without a price.
+    pub unit_price: Option<MoneyObject>,
+    /// Where the unit price comes from.
+    pub source: Option<crate::cart::graphql::LinePriceSource>,
+    /// The base price.
+    pub base_price: Option<MoneyObject>,
+    /// The volume tiers that apply to the caller, ascending: from `minQuantity` units on, each
+    /// unit costs `unitPrice`.
+    pub tiers: Vec<PriceTier>,
+}
+
+/// A volume tier of the caller's price.
+#[derive(SimpleObject)]
+pub struct PriceTier {
+    /// From this many units.
+    pub min_quantity: Int64,
+    /// The unit price.
+    pub unit_price: MoneyObject,
+    /// Where it comes from.
+    pub source: crate::cart::graphql::LinePriceSource,
+}
+
+impl crate::cart::graphql::LinePriceSource {
+    /// The GraphQL shape of a strategy's price source.
+    pub fn of(source: PriceSource) -> Self {
+        match source {
+            PriceSource::Base => crate::cart::graphql::LinePriceSource {
+                kind: PriceSourceKind::BasePrice,
+                price_list_id: None,
+                min_quantity: None,
+            },
+            PriceSource::PriceList {
+                price_list,
+                min_quantity,
+            } => crate::cart::graphql::LinePriceSource {
+                kind: PriceSourceKind::PriceList,
+                price_list_id: Some(ID(price_list.to_string())),
+                min_quantity: Some(Int64(min_quantity)),
+            },
+        }
+    }
+}
+
+impl From<super::service::VariantPrice> for VariantPricing {
+    fn from(p: super::service::VariantPrice) -> Self {
+        VariantPricing {
+            unit_price: p.unit.map(|u| u.unit.into()),
+            source: p
+                .unit
+                .map(|u| crate::cart::graphql::LinePriceSource::of(u.source)),
+            base_price: p.base.map(Into::into),
+            tiers: p
+                .tiers
+                .into_iter()
+                .map(|(min, price)| PriceTier {
+                    min_quantity: Int64(min),
+                    unit_price: price.unit.into(),
+                    source: crate::cart::graphql::LinePriceSource::of(price.source),
+                })
+                .collect(),
+        }
+    }
+}
+
+/// What `caller` pays for `variant` in `currency` (see [`VariantPricing::unit_price`]); staff
+/// and anonymous visitors get the base price (`base`).
+pub async fn variant_price(
+    ctx: &Context<'_>,
+    variant: uuid::Uuid,
+    currency: &str,
+    base: impl std::future::Future<Output = Result<Option<Money>>>,
+) -> Result<super::service::VariantPrice> {
+    let currency: vectis_strategies::CurrencyCode =
+        currency
+            .parse()
+            .map_err(|e: vectis_strategies::MoneyError| {
+                AppError::validation("currency", e.to_string())
+            })?;
+    let caller = caller(ctx)?;
+    if !matches!(caller.principal, crate::auth::Principal::Customer { .. }) {
+        return Ok(super::service::VariantPrice::base_only(base.await?));
+    }
+    Ok(ctx
+        .data::<super::loader::BuyerPricesDataLoader>()?
+        .load_one(super::loader::PriceFor { variant, currency })
+        .await?
+        .unwrap_or_else(|| super::service::VariantPrice::base_only(None)))
+}
+
 /// A priced line.
 pub struct QuotedLineObject(super::service::QuotedLine);
 

@@ -7,6 +7,7 @@
 
 pub mod entity;
 pub mod graphql;
+pub mod loader;
 pub mod service;
 
 pub use service::PricingService;

@@ -133,6 +133,32 @@ impl Buyer {
     }
 }
 
+/// What a buyer pays for a variant.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VariantPrice {
+    /// The unit price at quantity 1 and its source; none without a price in the currency.
+    pub unit: Option<LinePrice>,
+    /// The base price.
+    pub base: Option<Money>,
+    /// From these quantities on, the buyer pays less (or more): the volume breaks that apply
+    /// to this buyer, ascending.
+    pub tiers: Vec<(i64, LinePrice)>,
+}
+
+impl VariantPrice {
+    /// The base price as the buyer's price (anonymous visitors and staff).
+    pub fn base_only(base: Option<Money>) -> Self {
+        VariantPrice {
+            unit: base.map(|unit| LinePrice {
+                unit,
+                source: vectis_strategies::pricing::PriceSource::Base,
+            }),
+            base,
+            tiers: Vec::new(),
+        }
+    }
+}
+
 /// The scope of a stored price list.
 pub fn scope_of(m: &price_list::Model) -> PriceListScope {
     match (m.scope_kind.as_str(), m.scope_id) {
@@ -543,6 +569,61 @@ impl PricingService {
                 });
         }
         Ok(data)
+    }
+
+    /// What `buyer` pays for each of `variants` in `currency`: the unit price at quantity 1
+    /// and its source, the base price, and the volume breaks where the buyer's unit price
+    /// changes. One pricing-data load (three statements) and one strategy call for all of them.
+    pub async fn variant_prices(
+        &self,
+        buyer: &Buyer,
+        tenant: TenantId,
+        variants: Vec<Uuid>,
+        currency: CurrencyCode,
+    ) -> AppResult<HashMap<Uuid, VariantPrice>> {
+        let data = self.data(tenant, variants.clone(), currency).await?;
+        let ctx = buyer.pricing(currency);
+        let mut lines = Vec::new();
+        for v in &variants {
+            // Quantity 1, then every tier minimum a price list has for the variant.
+            let mut quantities: std::collections::BTreeSet<i64> = [1].into();
+            for lp in data.list_prices.get(v).into_iter().flatten() {
+                quantities.extend(lp.tiers.iter().map(|t| t.min_quantity).filter(|q| *q > 1));
+            }
+            lines.extend(quantities.into_iter().map(|quantity| PriceLine {
+                variant: *v,
+                quantity,
+            }));
+        }
+        let prices = self.strategies.pricing.price(&ctx, &lines, &data);
+        let mut out: HashMap<Uuid, VariantPrice> = HashMap::new();
+        for (line, price) in lines.iter().zip(prices) {
+            let entry = out.entry(line.variant).or_insert_with(|| VariantPrice {
+                unit: None,
+                base: data
+                    .base_prices
+                    .get(&line.variant)
+                    .and_then(|p| p.iter().find(|m| m.currency == currency))
+                    .copied(),
+                tiers: Vec::new(),
+            });
+            let Ok(price) = price else {
+                continue;
+            };
+            if line.quantity == 1 {
+                entry.unit = Some(price);
+                continue;
+            }
+            let previous = entry
+                .tiers
+                .last()
+                .map(|t| t.1.unit)
+                .or(entry.unit.map(|u| u.unit));
+            if previous != Some(price.unit) {
+                entry.tiers.push((line.quantity, price));
+            }
+        }
+        Ok(out)
     }
 
     /// Prices many lines at once for the caller (their company, location and group), with a

@@ -312,3 +312,147 @@ async fn a_custom_pricing_strategy_replaces_the_default() {
     assert_eq!(data["priceQuote"]["lines"][0]["unitPrice"]["amount"], 900);
     assert_eq!(data["priceQuote"]["subtotal"]["amount"], 1800);
 }
+
+const OWN_PRICES: &str = "query($s: [String!]!, $c: String!) { variantsBySku(skus: $s) { sku
+    price(currency: $c) { amount }
+    pricing(currency: $c) { unitPrice { amount } basePrice { amount }
+      source { kind priceListId minQuantity } tiers { minQuantity unitPrice { amount } } } } }";
+
+#[tokio::test]
+async fn a_logged_in_buyer_sees_their_own_prices_and_tiers_on_catalog_pages() {
+    let t = TestApp::new().await;
+    let product = create_product(&t, &t.a.admin, "Bolt").await;
+    upsert(
+        &t,
+        &t.a.admin,
+        vec![
+            variant(&product, "B-1", 1000),
+            variant(&product, "B-2", 500),
+        ],
+    )
+    .await;
+    let (company, buyer) = buyer(&t).await;
+    let everyone = list(
+        &t,
+        json!({ "name": "Promo", "scope": "EVERYONE", "currency": "EUR", "priority": 1 }),
+    )
+    .await;
+    let contract = list(&t, json!({ "name": "Acme contract", "scope": "COMPANY", "scopeId": company, "currency": "EUR", "priority": 10 })).await;
+    t.ok(
+        Some(&t.a.admin),
+        SET,
+        json!({ "l": everyone, "p": [{ "sku": "B-1", "tiers": tiers(&[(1, 950)]) }] }),
+    )
+    .await;
+    t.ok(Some(&t.a.admin), SET, json!({ "l": contract, "p": [{ "sku": "B-1", "tiers": tiers(&[(1, 990), (100, 900), (1000, 800)]) }] })).await;
+    let vars = json!({ "s": ["B-1", "B-2"], "c": "EUR" });
+
+    // The company's buyer: the contract price and its tiers, as the cart would charge.
+    let out = t.ok(Some(&buyer), OWN_PRICES, vars.clone()).await;
+    let b1 = &out["variantsBySku"][0];
+    assert_eq!(b1["price"]["amount"], 990);
+    assert_eq!(
+        b1["pricing"],
+        json!({ "unitPrice": { "amount": 990 }, "basePrice": { "amount": 1000 },
+            "source": { "kind": "PRICE_LIST", "priceListId": contract, "minQuantity": 1 },
+            "tiers": [{ "minQuantity": 100, "unitPrice": { "amount": 900 } },
+                      { "minQuantity": 1000, "unitPrice": { "amount": 800 } }] })
+    );
+    let b2 = &out["variantsBySku"][1];
+    assert_eq!(b2["price"]["amount"], 500);
+    assert_eq!(b2["pricing"]["source"]["kind"], "BASE_PRICE");
+    assert_eq!(b2["pricing"]["tiers"], json!([]));
+    let quote = t
+        .ok(
+            Some(&buyer),
+            QUOTE,
+            json!({ "c": "EUR", "l": [{ "sku": "B-1", "quantity": 1 }, { "sku": "B-1", "quantity": 100 }] }),
+        )
+        .await;
+    assert_eq!(quote["priceQuote"]["lines"][0]["unitPrice"]["amount"], 990);
+    assert_eq!(quote["priceQuote"]["lines"][1]["unitPrice"]["amount"], 900);
+
+    // Another company's buyer gets the general list; no tier of it applies to them.
+    let other = t
+        .ok(
+            Some(&t.a.admin),
+            "mutation { createCompany(input: { name: \"Globex\" }) { id } }",
+            json!({}),
+        )
+        .await["createCompany"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let stranger = crate::support::company_user(&t, &other, "b@globex.test", "buyer").await;
+    let out = t.ok(Some(&stranger), OWN_PRICES, vars.clone()).await;
+    assert_eq!(out["variantsBySku"][0]["price"]["amount"], 950);
+    assert_eq!(out["variantsBySku"][0]["pricing"]["tiers"], json!([]));
+    assert_eq!(
+        out["variantsBySku"][0]["pricing"]["source"]["priceListId"],
+        everyone
+    );
+
+    // Anonymous visitors and staff keep the base price.
+    for caller in [&t.a.storefront, &t.a.admin] {
+        let out = t.ok(Some(caller), OWN_PRICES, vars.clone()).await;
+        assert_eq!(out["variantsBySku"][0]["price"]["amount"], 1000);
+        assert_eq!(
+            out["variantsBySku"][0]["pricing"]["source"]["kind"],
+            "BASE_PRICE"
+        );
+        assert_eq!(out["variantsBySku"][0]["pricing"]["tiers"], json!([]));
+    }
+    let r = t
+        .gql(
+            Some(&buyer),
+            OWN_PRICES,
+            json!({ "s": ["B-1"], "c": "EURO" }),
+        )
+        .await;
+    assert_eq!(crate::support::error_code(&r), "VALIDATION");
+    let out = t
+        .ok(
+            Some(&buyer),
+            OWN_PRICES,
+            json!({ "s": ["B-1"], "c": "USD" }),
+        )
+        .await;
+    assert_eq!(
+        out["variantsBySku"][0]["price"],
+        Value::Null,
+        "no USD price"
+    );
+}
+
+#[tokio::test]
+async fn a_buyers_prices_for_5_and_500_variants_run_the_same_statements() {
+    let t = TestApp::new().await;
+    let skus = crate::cart::catalog(&t, 500, 1_000).await;
+    let (company, buyer) = buyer(&t).await;
+    let contract = list(&t, json!({ "name": "Acme contract", "scope": "COMPANY", "scopeId": company, "currency": "EUR", "priority": 10 })).await;
+    let prices: Vec<Value> = skus
+        .iter()
+        .map(|s| json!({ "sku": s, "tiers": tiers(&[(1, 900), (50, 850)]) }))
+        .collect();
+    let r = t
+        .ok(Some(&t.a.admin), SET, json!({ "l": contract, "p": prices }))
+        .await;
+    assert_eq!(r["setPriceListPrices"]["applied"], true);
+    let mut counts = Vec::new();
+    for n in [5, 500] {
+        let before = t.statements();
+        let out = t
+            .ok(
+                Some(&buyer),
+                OWN_PRICES,
+                json!({ "s": skus[..n], "c": "EUR" }),
+            )
+            .await;
+        counts.push(t.statements() - before);
+        let rows = out["variantsBySku"].as_array().unwrap();
+        assert_eq!(rows.len(), n);
+        assert!(rows.iter().all(|v| v["price"]["amount"] == 900
+            && v["pricing"]["tiers"][0]["unitPrice"]["amount"] == 850));
+    }
+    assert_eq!(counts[0], counts[1], "5 and 500 variants: {counts:?}");
+}
