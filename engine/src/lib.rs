@@ -8,6 +8,7 @@
 
 pub mod accounts;
 pub mod app;
+pub mod approvals;
 pub mod auth;
 pub mod cart;
 pub mod catalog;

@@ -42,6 +42,8 @@ pub struct Services {
     pub orders: crate::orders::OrdersService,
     /// Stock locations, levels, reservations.
     pub inventory: crate::inventory::InventoryService,
+    /// Approval rules and flows.
+    pub approvals: crate::approvals::ApprovalsService,
     /// The configured business strategies.
     pub strategies: Strategies,
 }
@@ -95,6 +97,7 @@ impl Services {
             companies.clone(),
         )?;
         Ok(Services {
+            approvals: orders.approvals.clone(),
             orders,
             inventory,
             auth: AuthService::new(

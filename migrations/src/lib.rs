@@ -18,6 +18,7 @@ mod m20261201_000009_orders;
 mod m20261202_000010_payment_intents;
 mod m20261203_000011_inventory;
 mod m20261204_000012_refunds_and_returns;
+mod m20261205_000013_approvals;
 pub mod rls;
 mod util;
 
@@ -40,6 +41,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261202_000010_payment_intents::Migration),
             Box::new(m20261203_000011_inventory::Migration),
             Box::new(m20261204_000012_refunds_and_returns::Migration),
+            Box::new(m20261205_000013_approvals::Migration),
         ]
     }
 }

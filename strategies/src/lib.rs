@@ -23,6 +23,8 @@
 //! - [`order_code`]: [`OrderCodeStrategy`] and [`DefaultOrderCode`] (`VX-2026-000123`).
 //! - [`payments`]: [`PaymentMethodHandler`], [`InvoiceHandler`] (on account, within the credit
 //!   limit) and [`TestCardHandler`].
+//! - [`approval`]: the approval rules' types and [`RuleApprovals`] (the company's rules in
+//!   tiers, and the buyer's spending limits).
 //! - [`allocation`]: [`StockAllocationStrategy`] and [`DefaultAllocation`] (the buyer's
 //!   preferred warehouse, then the one with most stock; optional splitting; backorders).
 //! - [`registry`]: every strategy by name in [`registry::STRATEGIES`] (the defaults and any
@@ -37,6 +39,7 @@
 //! performance budget.
 
 pub mod allocation;
+pub mod approval;
 pub mod events;
 pub mod money;
 pub mod order_code;
@@ -51,6 +54,7 @@ pub mod tax;
 use std::sync::Arc;
 
 pub use allocation::{DefaultAllocation, StockAllocationStrategy};
+pub use approval::RuleApprovals;
 pub use money::{CurrencyCode, Money, MoneyError};
 pub use order_code::{DefaultOrderCode, OrderCodeStrategy};
 pub use order_process::{
@@ -82,6 +86,8 @@ pub struct Strategies {
     pub payments: Vec<Arc<dyn PaymentMethodHandler>>,
     /// Which stock locations serve which lines.
     pub stock_allocation: Arc<dyn StockAllocationStrategy>,
+    /// Which orders need whose approval (the order process's guard asks it too).
+    pub approval: Arc<dyn ApprovalStrategy>,
 }
 
 impl Strategies {
@@ -96,6 +102,7 @@ impl Strategies {
             order_code: Arc::new(DefaultOrderCode::default()),
             payments: vec![Arc::new(InvoiceHandler), Arc::new(TestCardHandler)],
             stock_allocation: Arc::new(DefaultAllocation::default()),
+            approval: Arc::new(RuleApprovals::default()),
         }
     }
 }

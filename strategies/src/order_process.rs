@@ -79,6 +79,9 @@ pub struct OrderSnapshot {
     pub shipped_quantity: i64,
     /// Units ordered.
     pub total_quantity: i64,
+    /// At placement: why the order needs approval, when [`ApprovalStrategy::required`] found
+    /// approvals it needs (the engine fills it in before the order process is asked).
+    pub approval: Option<String>,
 }
 
 /// A transition being attempted.
@@ -536,11 +539,25 @@ pub mod state {
     pub const CANCELLED: &str = "Cancelled";
 }
 
-/// Decides whether an order needs approval before it is placed (the default approves
-/// everything; the rules come with the approvals module).
+/// Decides whether an order needs approval before it is placed, and whose (see
+/// [`crate::approval`]; the default, [`crate::approval::RuleApprovals`], applies the
+/// company's rules and the buyer's spending limits).
 pub trait ApprovalStrategy: Send + Sync {
-    /// `Some(reason)` when the order needs approval first.
-    fn needs_approval(&self, order: &OrderSnapshot) -> Option<String>;
+    /// The approvals the order needs (none: it is placed at once). The engine records them as
+    /// the order's approval flow. Default: none.
+    fn required(
+        &self,
+        input: &crate::approval::ApprovalInput<'_>,
+    ) -> Vec<crate::approval::Requirement> {
+        let _ = input;
+        Vec::new()
+    }
+    /// `Some(reason)` when the order must wait in `PendingApproval` (asked by the default
+    /// process's guard). Default: when [`Self::required`] found any, as the engine put it in
+    /// [`OrderSnapshot::approval`].
+    fn needs_approval(&self, order: &OrderSnapshot) -> Option<String> {
+        order.approval.clone()
+    }
 }
 
 /// Approves every order.
@@ -583,7 +600,10 @@ pub struct DefaultOrderProcess {
 
 impl Default for DefaultOrderProcess {
     fn default() -> Self {
-        DefaultOrderProcess::new(DefaultProcessOptions::default(), Arc::new(ApproveAll))
+        DefaultOrderProcess::new(
+            DefaultProcessOptions::default(),
+            Arc::new(crate::approval::RuleApprovals::default()),
+        )
     }
 }
 
@@ -692,6 +712,7 @@ mod tests {
             paid: Money::new(0, CurrencyCode::EUR),
             shipped_quantity: 0,
             total_quantity: 1,
+            approval: None,
         }
     }
 

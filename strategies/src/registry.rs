@@ -254,7 +254,7 @@ impl Default for Selection {
             tax: "default".into(),
             shipping: "default".into(),
             promotions: "default".into(),
-            approval: "approve-all".into(),
+            approval: "rules".into(),
             order_process: vec!["default".into()],
             order_code: "default".into(),
             stock_allocation: "default".into(),
@@ -458,6 +458,7 @@ pub fn resolve(selection: &Selection) -> Result<Strategies, RegistryError> {
         order_code: single!(selection, OrderCode, order_code),
         stock_allocation: single!(selection, StockAllocation, stock_allocation),
         payments,
+        approval,
     };
     ProcessGraph::merge(&strategies.order_process)?;
     Ok(strategies)
@@ -564,6 +565,11 @@ static DEFAULTS: &[Registration] = &[
         name: "approve-all",
         engine: THIS_ENGINE,
         build: Build::Approval(|_| Ok(Arc::new(ApproveAll))),
+    },
+    Registration {
+        name: "rules",
+        engine: THIS_ENGINE,
+        build: Build::Approval(|_| Ok(Arc::new(crate::approval::RuleApprovals::default()))),
     },
     Registration {
         name: "default",

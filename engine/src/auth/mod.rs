@@ -123,6 +123,8 @@ pub enum CompanyPermission {
     ApproveOrders,
     /// See all of the company's orders (within its divisions), not only one's own.
     ViewOrders,
+    /// Manage the company's approval rules (and its divisions').
+    ManageApprovals,
 }
 
 /// The built-in company roles and their permissions; custom roles are stored per company.
@@ -136,6 +138,7 @@ pub fn builtin_company_role(code: &str) -> Option<&'static [CompanyPermission]> 
             PlaceOrders,
             ApproveOrders,
             ViewOrders,
+            ManageApprovals,
         ],
         "buyer" => &[ViewCompany, PlaceOrders],
         "approver" => &[ViewCompany, ApproveOrders, ViewOrders],

@@ -129,3 +129,31 @@ pub async fn base_prices<C: ConnectionTrait>(
         .all(tx)
         .await?)
 }
+
+/// The collections of the products of order `order_id`'s lines, in one statement.
+pub async fn collections_of_order<C: ConnectionTrait>(
+    tx: &C,
+    tenant: TenantId,
+    order_id: Uuid,
+) -> AppResult<Vec<Uuid>> {
+    let backend = tx.get_database_backend();
+    let (t, o) = match backend {
+        sea_orm::DbBackend::Postgres => ("$1", "$2"),
+        _ => ("?1", "?2"),
+    };
+    let rows = tx
+        .query_all_raw(sea_orm::Statement::from_sql_and_values(
+            backend,
+            format!(
+                "SELECT DISTINCT pc.collection_id AS id FROM order_lines ol \
+                 JOIN product_variants v ON v.id = ol.variant_id \
+                 JOIN product_collections pc ON pc.product_id = v.product_id \
+                 WHERE ol.tenant_id = {t} AND ol.order_id = {o} AND pc.tenant_id = {t}"
+            ),
+            [tenant.0.into(), order_id.into()],
+        ))
+        .await?;
+    rows.iter()
+        .map(|r| r.try_get::<Uuid>("", "id").map_err(Into::into))
+        .collect()
+}

@@ -105,6 +105,8 @@ pub mod member {
         pub version: i64,
         pub created_at: DateTimeUtc,
         pub updated_at: DateTimeUtc,
+        /// Per calendar month, in `spending_currency`.
+        pub monthly_spending_limit: Option<i64>,
     }
     no_relations!();
 }

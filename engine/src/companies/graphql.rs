@@ -263,6 +263,8 @@ pub struct CompanyUserObject {
     pub location_ids: Vec<ID>,
     /// Spending limit per order.
     pub spending_limit: Option<MoneyObject>,
+    /// Spending limit per calendar month (UTC).
+    pub monthly_spending_limit: Option<MoneyObject>,
     /// The membership as stored.
     #[graphql(skip)]
     pub member: Member,
@@ -276,6 +278,7 @@ impl From<Member> for CompanyUserObject {
             roles: m.roles.clone(),
             location_ids: m.location_ids.iter().copied().map(id).collect(),
             spending_limit: m.spending_limit.map(Into::into),
+            monthly_spending_limit: m.monthly_spending_limit.map(Into::into),
             member: m,
         }
     }
@@ -374,8 +377,11 @@ pub struct UpdateCompanyUserInput {
     pub roles: Option<Vec<String>>,
     /// Locations the user may act in (empty: all).
     pub location_ids: Option<Vec<ID>>,
-    /// Spending limit per order; `null` removes it.
+    /// Spending limit per order; `null` removes it. An order above it needs approval.
     pub spending_limit: async_graphql::MaybeUndefined<PriceInput>,
+    /// Spending limit per calendar month (UTC), in the same currency; `null` removes it. An
+    /// order taking the month's spend above it needs approval.
+    pub monthly_spending_limit: async_graphql::MaybeUndefined<PriceInput>,
 }
 
 /// An invitation sent by email.
@@ -653,6 +659,9 @@ impl CompaniesMutation {
                 .map(|l| ids("locationIds", l))
                 .transpose()?,
             spending_limit: maybe(input.spending_limit, |p| Ok((p.currency, p.amount.0)))?,
+            monthly_spending_limit: maybe(input.monthly_spending_limit, |p| {
+                Ok((p.currency, p.amount.0))
+            })?,
         };
         Ok(CompanyUserObject::from(
             services(ctx)

@@ -195,7 +195,9 @@ pub const EVENTS: &[(&str, &str, &str, &[&str])] = &[
         "vectis.company.user_updated",
         "company",
         "A company user's roles, locations or spending limit changed.",
-        &["companyId:uuid, customerId:uuid, roles:array, locationIds:array, spendingLimit:any"],
+        &[
+            "companyId:uuid, customerId:uuid, roles:array, locationIds:array, spendingLimit:any, monthlySpendingLimit:any",
+        ],
     ),
     (
         "vectis.company.user_removed",
@@ -228,6 +230,18 @@ pub const EVENTS: &[(&str, &str, &str, &[&str])] = &[
         &[
             "id:uuid, code:string, kind:string, percentBasisPoints:integer?, amountOff:integer?, currency:string?, minOrder:integer?, active:boolean",
         ],
+    ),
+    (
+        "vectis.company.approval_rule_saved",
+        "approval_rule",
+        "A company's approval rule was created or changed.",
+        &["id:uuid, companyId:uuid, name:string, active:boolean, condition:object, tiers:array"],
+    ),
+    (
+        "vectis.company.approval_rule_deleted",
+        "approval_rule",
+        "A company's approval rule was deleted.",
+        &["id:uuid, companyId:uuid"],
     ),
     (
         "vectis.order.placed",
@@ -304,6 +318,22 @@ pub const EVENTS: &[(&str, &str, &str, &[&str])] = &[
         "order",
         "A buyer or staff asked to return shipped units, with a reason per line.",
         &["orderId:uuid, code:string?, returnId:uuid, lines:array"],
+    ),
+    (
+        "vectis.order.approval_requested",
+        "order",
+        "An order was held in PendingApproval: the approvals it needs (rules of the buyer's company and its parents, spending limits), tier by tier.",
+        &[
+            "orderId:uuid, code:string?, companyId:uuid?, locationId:uuid?, customerId:uuid?, total:integer, currency:string, requirements:array",
+        ],
+    ),
+    (
+        "vectis.order.approval_decided",
+        "order",
+        "An approver approved or rejected a held order (`steps`: the requirements and tiers it counted for; `flowState`: Pending, Approved or Rejected). Approved orders then move to Placed, rejected ones to Cancelled.",
+        &[
+            "orderId:uuid, code:string?, approverId:uuid, decision:string, comment:string?, steps:array, flowState:string",
+        ],
     ),
     (
         "vectis.order.return_declined",

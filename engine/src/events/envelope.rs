@@ -113,7 +113,7 @@ pub fn topic_family(aggregate_type: &str) -> &'static str {
     match aggregate_type {
         "product" | "variant" | "collection" | "price_list" => "catalog",
         "customer" | "customer_group" | "company" | "staff_user" | "api_key" | "tenant"
-        | "webhook_endpoint" => "accounts",
+        | "webhook_endpoint" | "approval_rule" => "accounts",
         "order" | "coupon" | "payment" | "fulfillment" => "orders",
         t if t.starts_with("stock") || t.starts_with("inventory") || t == "warehouse" => {
             "inventory"
@@ -138,6 +138,7 @@ mod tests {
             ("collection", "catalog"),
             ("customer", "accounts"),
             ("company", "accounts"),
+            ("approval_rule", "accounts"),
             ("api_key", "accounts"),
             ("order", "orders"),
             ("coupon", "orders"),

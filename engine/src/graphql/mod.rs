@@ -37,6 +37,7 @@ pub struct QueryRoot(
     WebhooksQuery,
     OrdersQuery,
     InventoryQuery,
+    crate::approvals::graphql::ApprovalsQuery,
 );
 
 /// Root mutation: the merge of every module's mutations.
@@ -51,6 +52,7 @@ pub struct MutationRoot(
     WebhooksMutation,
     OrdersMutation,
     AfterSaleMutation,
+    crate::approvals::graphql::ApprovalsMutation,
     InventoryMutation,
 );
 

@@ -215,6 +215,14 @@ impl OrderObject {
             .map(super::after_sale::graphql::RefundObject)
             .collect())
     }
+    /// Its approval, when it needed one: what is asked for, how far each requirement got,
+    /// and every decision.
+    async fn approval(
+        &self,
+        ctx: &Context<'_>,
+    ) -> Result<Option<crate::approvals::graphql::OrderApproval>> {
+        crate::approvals::graphql::order_approval(ctx, self.0.id).await
+    }
     /// Payments, oldest first.
     async fn payments(&self, ctx: &Context<'_>) -> Result<Vec<PaymentObject>> {
         Ok(load(ctx, PaymentsOf(self.0.id))

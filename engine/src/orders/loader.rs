@@ -129,3 +129,17 @@ where
         .await?
         .unwrap_or_default())
 }
+collection!(
+    /// The approval flow of an order (at most one).
+    FlowsOf,
+    crate::approvals::entity::flow::Model,
+    |l, ids| l.orders.approvals.flows_of(l.tenant, ids),
+    |f| f.order_id
+);
+collection!(
+    /// Approval decisions on an order.
+    DecisionsOf,
+    crate::approvals::entity::decision::Model,
+    |l, ids| l.orders.approvals.decisions_of(l.tenant, ids),
+    |d| d.order_id
+);

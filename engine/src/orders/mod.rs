@@ -2,6 +2,7 @@
 //! validated at boot), and later checkout, placement, payments and order history.
 
 pub mod after_sale;
+pub mod approve;
 pub mod entity;
 pub mod graphql;
 pub mod loader;

@@ -241,8 +241,9 @@ pub struct OrdersService {
     strategies: Strategies,
     pub(crate) cart: CartService,
     pricing: PricingService,
-    companies: CompaniesService,
+    pub(crate) companies: CompaniesService,
     pub(crate) inventory: InventoryService,
+    pub(crate) approvals: crate::approvals::ApprovalsService,
 }
 
 /// What a provider payment remembers to finish its placement without the request that
@@ -302,6 +303,7 @@ fn snapshot(o: &order::Model, paid: i64) -> OrderSnapshot {
         paid: money(paid, &o.currency),
         shipped_quantity: 0,
         total_quantity: o.total_quantity,
+        approval: None,
     }
 }
 
@@ -329,6 +331,11 @@ impl OrdersService {
         companies: CompaniesService,
     ) -> Result<Self, ProcessError> {
         Ok(OrdersService {
+            approvals: crate::approvals::ApprovalsService::new(
+                core.clone(),
+                companies.clone(),
+                strategies.approval.clone(),
+            ),
             core,
             process: Arc::new(ProcessGraph::merge(&strategies.order_process)?),
             strategies: strategies.clone(),
@@ -1049,7 +1056,18 @@ impl OrdersService {
             payment_method: Some(placing.payment_method.clone()),
             ..cart.clone()
         };
-        let snap = snapshot(&probe, cart.total);
+        let mut snap = snapshot(&probe, cart.total);
+        // Approval rules and spending limits (the month's spend counts this order).
+        let requirements = self.approvals.requirements_in(uow, &probe, &snap).await?;
+        if !requirements.is_empty() {
+            snap.approval = Some(
+                requirements
+                    .iter()
+                    .map(|r| r.reason.as_str())
+                    .collect::<Vec<_>>()
+                    .join("; "),
+            );
+        }
         let check = self.process.check(&TransitionContext {
             order: &snap,
             from: &cart.state,
@@ -1092,6 +1110,13 @@ impl OrdersService {
             Err(f) => return Ok(Err(f)),
         };
         if target != state::PLACED {
+            if target == state::PENDING_APPROVAL && !requirements.is_empty() {
+                let held = self
+                    .approvals
+                    .open_flow_in(uow, &placed, &requirements)
+                    .await?;
+                return Ok(Ok(held));
+            }
             return Ok(Ok(placed));
         }
         self.authorized(uow, placed, actor, payment_id).await
@@ -1099,7 +1124,7 @@ impl OrdersService {
 
     /// From `Placed` to `PaymentAuthorized` once the payment is authorised (a process without
     /// that step keeps the order placed).
-    async fn authorized(
+    pub(crate) async fn authorized(
         &self,
         uow: &mut UnitOfWork,
         placed: order::Model,
@@ -1273,6 +1298,7 @@ impl OrdersService {
         self.inventory
             .release_in(uow, order.id, cancelled.version, "cancelled", None)
             .await?;
+        self.approvals.unspend_in(uow, order, order.total).await?;
         let everything = payments
             .iter()
             .map(|p| match p.state.as_str() {

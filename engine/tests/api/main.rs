@@ -4,6 +4,7 @@
 mod accounts;
 mod after_sale;
 mod api_keys;
+mod approvals;
 mod auth;
 mod cart;
 mod catalog;

@@ -166,6 +166,7 @@ mod tests {
             paid: Money::new(0, CurrencyCode::EUR),
             shipped_quantity: 0,
             total_quantity: 3,
+            approval: None,
         }
     }
 

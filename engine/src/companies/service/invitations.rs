@@ -186,6 +186,7 @@ impl CompaniesService {
             roles: Set(inv.roles.clone()),
             location_ids: Set(inv.location_ids.clone()),
             spending_limit: Set(None),
+            monthly_spending_limit: Set(None),
             spending_currency: Set(None),
             version: Set(1),
             created_at: Set(now),

@@ -156,7 +156,10 @@ impl CompaniesService {
             .member_within(&uow, &view, &grants, customer_id)
             .await?;
         let own = caller.actor() == Some(customer_id);
-        if own && patch.spending_limit.is_some() && !grants.is_staff() {
+        if own
+            && (patch.spending_limit.is_some() || patch.monthly_spending_limit.is_some())
+            && !grants.is_staff()
+        {
             return Err(AppError::Rejected {
                 code: code::FORBIDDEN,
                 message: "company users cannot change their own spending limit".into(),
@@ -196,15 +199,35 @@ impl CompaniesService {
                 Expr::value(serde_json::to_string(locations).map_err(anyhow::Error::from)?),
             ));
         }
+        // Both limits share one currency.
+        let mut currency = current.spending_currency.clone();
+        let mut limits = (current.spending_limit, current.monthly_spending_limit);
         if let Some(spending) = patch.spending_limit {
             let spending = limit("spendingLimit", spending)?;
-            sets.push((
-                member::Column::SpendingLimit,
-                Expr::value(spending.as_ref().map(|s| s.1)),
-            ));
+            limits.0 = spending.as_ref().map(|s| s.1);
+            if let Some((c, _)) = spending {
+                currency = Some(c);
+            }
+        }
+        if let Some(monthly) = patch.monthly_spending_limit {
+            let monthly = limit("monthlySpendingLimit", monthly)?;
+            limits.1 = monthly.as_ref().map(|s| s.1);
+            if let Some((c, _)) = monthly {
+                if limits.0.is_some() && currency.as_deref().is_some_and(|have| have != c) {
+                    return Err(AppError::validation(
+                        "monthlySpendingLimit",
+                        "must be in the currency of the per-order limit",
+                    ));
+                }
+                currency = Some(c);
+            }
+        }
+        if limits != (current.spending_limit, current.monthly_spending_limit) {
+            sets.push((member::Column::SpendingLimit, Expr::value(limits.0)));
+            sets.push((member::Column::MonthlySpendingLimit, Expr::value(limits.1)));
             sets.push((
                 member::Column::SpendingCurrency,
-                Expr::value(spending.map(|s| s.0)),
+                Expr::value(currency.filter(|_| limits.0.is_some() || limits.1.is_some())),
             ));
         }
         let mut update = member::Entity::update_many()
@@ -227,7 +250,8 @@ impl CompaniesService {
         uow
             .change::<company::Entity>(company_id, Vec::new(), "vectis.company.user_updated", |_| json!({ "companyId": company_id, "customerId": customer_id, "roles": result.roles,
                     "locationIds": result.location_ids,
-                    "spendingLimit": result.spending_limit.map(|m| json!({"amount": m.amount, "currency": m.currency})) }))
+                    "spendingLimit": result.spending_limit.map(|m| json!({"amount": m.amount, "currency": m.currency})),
+                    "monthlySpendingLimit": result.monthly_spending_limit.map(|m| json!({"amount": m.amount, "currency": m.currency})) }))
             .await?;
         uow.commit().await?;
         Ok(result)
@@ -317,6 +341,7 @@ impl CompaniesService {
             roles: Set(serde_json::to_string(&roles).map_err(anyhow::Error::from)?),
             location_ids: Set(serde_json::to_string(&location_ids).map_err(anyhow::Error::from)?),
             spending_limit: Set(None),
+            monthly_spending_limit: Set(None),
             spending_currency: Set(None),
             version: Set(1),
             created_at: Set(now),

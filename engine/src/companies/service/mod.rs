@@ -267,12 +267,25 @@ pub struct Member {
     pub location_ids: Vec<Uuid>,
     /// Spending limit per order.
     pub spending_limit: Option<Money>,
+    /// Spending limit per calendar month.
+    pub monthly_spending_limit: Option<Money>,
 }
 
 impl TryFrom<member::Model> for Member {
     type Error = AppError;
     fn try_from(m: member::Model) -> AppResult<Self> {
         let corrupt = |e: String| AppError::Internal(anyhow::anyhow!("member {}: {e}", m.id));
+        let limit_of = |amount: Option<i64>| -> AppResult<Option<Money>> {
+            match (amount, m.spending_currency.as_deref()) {
+                (Some(amount), Some(currency)) => Ok(Some(Money::new(
+                    amount,
+                    currency
+                        .parse()
+                        .map_err(|e: vectis_strategies::MoneyError| corrupt(e.to_string()))?,
+                ))),
+                _ => Ok(None),
+            }
+        };
         Ok(Member {
             id: m.id,
             company_id: m.company_id,
@@ -280,15 +293,8 @@ impl TryFrom<member::Model> for Member {
             roles: serde_json::from_str(&m.roles).map_err(|e| corrupt(e.to_string()))?,
             location_ids: serde_json::from_str(&m.location_ids)
                 .map_err(|e| corrupt(e.to_string()))?,
-            spending_limit: match (m.spending_limit, m.spending_currency.as_deref()) {
-                (Some(amount), Some(currency)) => Some(Money::new(
-                    amount,
-                    currency
-                        .parse()
-                        .map_err(|e: vectis_strategies::MoneyError| corrupt(e.to_string()))?,
-                )),
-                _ => None,
-            },
+            spending_limit: limit_of(m.spending_limit)?,
+            monthly_spending_limit: limit_of(m.monthly_spending_limit)?,
         })
     }
 }
@@ -315,8 +321,11 @@ pub struct MemberPatch {
     pub roles: Option<Vec<String>>,
     /// New location restriction.
     pub location_ids: Option<Vec<Uuid>>,
-    /// New spending limit (`Some(None)` removes it).
+    /// New spending limit per order (`Some(None)` removes it).
     pub spending_limit: Option<Option<(String, i64)>>,
+    /// New spending limit per calendar month (`Some(None)` removes it), in the same currency
+    /// as the per-order limit.
+    pub monthly_spending_limit: Option<Option<(String, i64)>>,
 }
 
 /// What an access check needs.

@@ -35,7 +35,7 @@ impl CompaniesService {
     }
 
     /// Checks that `roles` exist in the tree of `root` and returns the permissions they grant.
-    pub(super) async fn check_roles(
+    pub(crate) async fn check_roles(
         tx: &DatabaseTransaction,
         tenant: TenantId,
         root: Uuid,

@@ -13,7 +13,7 @@ use uuid::Uuid;
 use super::*;
 
 impl CompaniesService {
-    pub(super) async fn load_tree(
+    pub(crate) async fn load_tree(
         tx: &DatabaseTransaction,
         tenant: TenantId,
         id: Uuid,

@@ -298,6 +298,7 @@ impl OrdersService {
                 Err(f) => return Ok(CancelLinesOutcome::Transition(f)),
             }
         }
+        self.approvals.unspend_in(&uow, &order, given_back).await?;
         let given = match self
             .give_back_in(
                 &mut uow,
