@@ -1,6 +1,6 @@
 //! Approvals: rules per company (a condition on the order and the roles that approve, in
 //! tiers), an approval flow per held order with every decision, a monthly spending limit on
-//! company users and their spend per calendar month.
+//! company users and their spend per calendar month; mail to many recipients of one event.
 
 use sea_orm_migration::prelude::*;
 use sea_orm_migration::schema::*;
@@ -135,6 +135,22 @@ impl MigrationTrait for Migration {
                 "uq_member_spend_month",
                 "member_spend",
                 &["member_id", "month", "currency"],
+            ))
+            .await?;
+        // One email per event, template and recipient (approvers are many).
+        manager
+            .drop_index(
+                Index::drop()
+                    .name("uq_mail_queue_event_template")
+                    .table("mail_queue")
+                    .to_owned(),
+            )
+            .await?;
+        manager
+            .create_index(unique(
+                "uq_mail_queue_event_template_to",
+                "mail_queue",
+                &["event_id", "template", "to_address"],
             ))
             .await?;
         for table in TABLES {

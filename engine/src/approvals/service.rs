@@ -678,3 +678,80 @@ fn rule_event(r: &rule::Model) -> serde_json::Value {
         "condition": serde_json::from_str::<serde_json::Value>(&r.condition).unwrap_or_default(),
         "tiers": serde_json::from_str::<serde_json::Value>(&r.tiers).unwrap_or_default() })
 }
+
+/// Who may act on the first open tier of `requirements` for an order of `company` at
+/// `location` placed by `buyer`: company users of the company or a parent with
+/// `APPROVE_ORDERS` and one of the roles asked for, at that location; their email and first
+/// name. A few statements per company of the tree (for the notifications consumer).
+pub async fn approvers_of<C: ConnectionTrait>(
+    tx: &C,
+    tenant: TenantId,
+    company: Uuid,
+    location: Option<Uuid>,
+    buyer: Option<Uuid>,
+    requirements: &[Requirement],
+) -> AppResult<Vec<(String, String)>> {
+    use crate::companies::entity::company as company_entity;
+    let asked: HashSet<&str> = requirements
+        .iter()
+        .filter_map(|r| r.tiers.first())
+        .flatten()
+        .map(|rc| rc.role.as_str())
+        .collect();
+    let Some(root) = company_entity::Entity::find_by_id(company)
+        .filter(company_entity::Column::TenantId.eq(tenant.0))
+        .one(tx)
+        .await?
+        .map(|c| c.root_id)
+    else {
+        return Ok(Vec::new());
+    };
+    let tree = company_entity::Entity::find()
+        .filter(company_entity::Column::TenantId.eq(tenant.0))
+        .filter(company_entity::Column::RootId.eq(root))
+        .all(tx)
+        .await?;
+    // The company and its parents.
+    let mut chain = Vec::new();
+    let mut next = Some(company);
+    while let Some(id) = next {
+        chain.push(id);
+        next = tree.iter().find(|c| c.id == id).and_then(|c| c.parent_id);
+    }
+    let members = member::Entity::find()
+        .filter(member::Column::TenantId.eq(tenant.0))
+        .filter(member::Column::CompanyId.is_in(chain))
+        .all(tx)
+        .await?;
+    let mut who = Vec::new();
+    for m in members {
+        if Some(m.customer_id) == buyer {
+            continue;
+        }
+        let roles: Vec<String> = serde_json::from_str(&m.roles).unwrap_or_default();
+        let locations: Vec<Uuid> = serde_json::from_str(&m.location_ids).unwrap_or_default();
+        if !roles.iter().any(|r| asked.contains(r.as_str()))
+            || !(locations.is_empty() || location.is_some_and(|l| locations.contains(&l)))
+        {
+            continue;
+        }
+        let permissions =
+            CompaniesService::permissions_of(tx, tenant, m.company_id, &roles).await?;
+        if permissions.contains(&CompanyPermission::ApproveOrders) {
+            who.push(m.customer_id);
+        }
+    }
+    if who.is_empty() {
+        return Ok(Vec::new());
+    }
+    use crate::accounts::entity::customer;
+    Ok(customer::Entity::find()
+        .filter(customer::Column::TenantId.eq(tenant.0))
+        .filter(customer::Column::Id.is_in(who))
+        .order_by_asc(customer::Column::Email)
+        .all(tx)
+        .await?
+        .into_iter()
+        .map(|c| (c.email, c.first_name))
+        .collect())
+}

@@ -1,11 +1,12 @@
-//! Notifications: the account emails (email verification, password reset, company invitation),
-//! rendered from templates (minijinja; text and HTML parts) when their event arrives, queued in
+//! Notifications: the account emails (email verification, password reset, company invitation)
+//! and the approval requests to approvers, rendered from templates (minijinja; text and HTML parts) when their event arrives, queued in
 //! `mail_queue` in the handler's transaction (so a redelivered event queues nothing twice), and
 //! sent by a worker over SMTP (`VECTIS_MAIL_SMTP_URL`) or, without SMTP, written as `.eml` files
 //! to `mail.mailbox_dir` for development.
 //!
-//! Each message's `Message-ID` is derived from the event id, so a message sent twice (a crash
-//! between sending and recording) is recognisable as the same message.
+//! Each message's `Message-ID` is derived from the event id and the queued message, so a
+//! message sent twice (a crash between sending and recording) is recognisable as the same
+//! message.
 //!
 //! The one-time tokens these emails carry never travel in events: the service that issues a
 //! token keeps it in `mail_tokens` ([`keep_token`]) in the transaction that records the event;
@@ -143,7 +144,22 @@ const TEMPLATES: &[(&str, &str)] = &[
         "company_invitation.html",
         include_str!("templates/company_invitation.html"),
     ),
+    (
+        "approval_requested.subject",
+        "Order {{ code }} needs your approval",
+    ),
+    (
+        "approval_requested.txt",
+        include_str!("templates/approval_requested.txt"),
+    ),
+    (
+        "approval_requested.html",
+        include_str!("templates/approval_requested.html"),
+    ),
 ];
+
+/// The event that asks approvers to act.
+const APPROVAL_REQUESTED: &str = "vectis.order.approval_requested";
 
 /// A rendered email.
 #[derive(Debug, Clone, PartialEq)]
@@ -247,10 +263,14 @@ impl Handler for Notifications {
             "vectis.account.email_verification_requested"
                 | "vectis.account.password_reset_requested"
                 | "vectis.company.user_invited"
+                | APPROVAL_REQUESTED
         )
     }
 
     async fn handle(&self, tx: &DatabaseTransaction, event: &Envelope) -> anyhow::Result<()> {
+        if event.event_type == APPROVAL_REQUESTED {
+            return self.approval_requested(tx, event).await;
+        }
         let kept = token_entity::Entity::find()
             .filter(token_entity::Column::TenantId.eq(event.tenantid))
             .filter(token_entity::Column::EventId.eq(event.id))
@@ -283,9 +303,13 @@ impl Handler for Notifications {
             sent_at: Set(None),
         })
         .on_conflict(
-            OnConflict::columns([entity::Column::EventId, entity::Column::Template])
-                .do_nothing()
-                .to_owned(),
+            OnConflict::columns([
+                entity::Column::EventId,
+                entity::Column::Template,
+                entity::Column::ToAddress,
+            ])
+            .do_nothing()
+            .to_owned(),
         )
         .exec_without_returning(tx)
         .await?;
@@ -293,6 +317,99 @@ impl Handler for Notifications {
             .filter(token_entity::Column::Id.eq(kept.id))
             .exec(tx)
             .await?;
+        Ok(())
+    }
+}
+
+impl Notifications {
+    /// Emails everyone who may act on the first tier of a held order's requirements.
+    async fn approval_requested(
+        &self,
+        tx: &DatabaseTransaction,
+        event: &Envelope,
+    ) -> anyhow::Result<()> {
+        let d = &event.data;
+        let uuid = |key: &str| {
+            d.get(key)
+                .and_then(|v| v.as_str())
+                .and_then(|v| Uuid::parse_str(v).ok())
+        };
+        let (Some(order), Some(company)) = (uuid("orderId"), uuid("companyId")) else {
+            anyhow::bail!("{APPROVAL_REQUESTED} without an order or company");
+        };
+        let requirements: Vec<vectis_strategies::approval::Requirement> =
+            serde_json::from_value(d.get("requirements").cloned().unwrap_or_default())?;
+        let tenant = crate::kernel::TenantId(event.tenantid);
+        let approvers = crate::approvals::service::approvers_of(
+            tx,
+            tenant,
+            company,
+            uuid("locationId"),
+            uuid("customerId"),
+            &requirements,
+        )
+        .await
+        .map_err(|e| anyhow::anyhow!("{e:?}"))?;
+        let code = d.get("code").and_then(|v| v.as_str()).unwrap_or_default();
+        let currency: vectis_strategies::CurrencyCode = d
+            .get("currency")
+            .and_then(|v| v.as_str())
+            .unwrap_or("EUR")
+            .parse()
+            .unwrap_or(vectis_strategies::CurrencyCode::EUR);
+        let total = vectis_strategies::Money::new(
+            d.get("total").and_then(|v| v.as_i64()).unwrap_or_default(),
+            currency,
+        );
+        let reasons = requirements
+            .iter()
+            .map(|r| r.reason.as_str())
+            .collect::<Vec<_>>()
+            .join("; ");
+        let now = Utc::now();
+        for (to, first_name) in approvers {
+            let ctx = context! {
+                first_name => if first_name.is_empty() { "there".to_owned() } else { first_name },
+                code => code,
+                total => total.to_string(),
+                reasons => reasons,
+                link => format!("{}/approvals?order={order}", self.link_base),
+            };
+            let render = |suffix: &str| -> anyhow::Result<String> {
+                Ok(self
+                    .env
+                    .get_template(&format!("approval_requested.{suffix}"))?
+                    .render(&ctx)?)
+            };
+            entity::Entity::insert(entity::ActiveModel {
+                id: Set(Uuid::now_v7()),
+                tenant_id: Set(event.tenantid),
+                created_at: Set(now),
+                updated_at: Set(now),
+                event_id: Set(event.id),
+                template: Set("approval_requested".into()),
+                to_address: Set(to),
+                subject: Set(render("subject")?),
+                text_body: Set(render("txt")?),
+                html_body: Set(render("html")?),
+                status: Set("pending".into()),
+                attempts: Set(0),
+                next_attempt_at: Set(Some(now)),
+                last_error: Set(None),
+                sent_at: Set(None),
+            })
+            .on_conflict(
+                OnConflict::columns([
+                    entity::Column::EventId,
+                    entity::Column::Template,
+                    entity::Column::ToAddress,
+                ])
+                .do_nothing()
+                .to_owned(),
+            )
+            .exec_without_returning(tx)
+            .await?;
+        }
         Ok(())
     }
 }
@@ -419,8 +536,8 @@ impl Mailer {
             .to(mail.to_address.parse()?)
             .subject(&mail.subject)
             .message_id(Some(format!(
-                "<{}.{}@vectis>",
-                mail.event_id, mail.template
+                "<{}.{}.{}@vectis>",
+                mail.event_id, mail.template, mail.id
             )))
             .multipart(MultiPart::alternative_plain_html(
                 mail.text_body.clone(),
@@ -432,7 +549,10 @@ impl Mailer {
             }
             Transport::Mailbox(dir) => {
                 tokio::fs::create_dir_all(dir).await?;
-                let path = dir.join(format!("{}-{}.eml", mail.event_id, mail.template));
+                let path = dir.join(format!(
+                    "{}-{}-{}.eml",
+                    mail.event_id, mail.template, mail.id
+                ));
                 tokio::fs::write(path, message.formatted()).await?;
             }
         }

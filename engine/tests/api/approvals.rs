@@ -399,3 +399,55 @@ async fn approvers_acting_at_once_record_one_decision_each_and_place_the_order_o
         1
     );
 }
+
+#[tokio::test]
+async fn approvers_of_the_open_tier_are_emailed_when_an_order_waits_for_them() {
+    let mailbox = std::env::temp_dir().join(format!("vectis-mailbox-{}", uuid::Uuid::now_v7()));
+    let mut config = crate::support::fresh_config().await;
+    config.kafka.relay_poll_ms = 50;
+    config.consumer.worker_poll_ms = 50;
+    config.mail.mailbox_dir = mailbox.display().to_string();
+    config.mail.link_base_url = "https://shop.example.com".into();
+    let t = TestApp::with_config(config).await;
+    let _runtime = vectis_engine::consumer::EventRuntime::for_engine(&t.app)
+        .await
+        .unwrap();
+    crate::cart::catalog(&t, 1, 1_000).await;
+    let (company, buyer) = b2b(&t, "NET30", Some(10_000_000), "buyer@mail.test", "buyer").await;
+    member(&t, &company, "first@mail.test", &["approver"]).await;
+    member(&t, &company, "second@mail.test", &["approver"]).await;
+    member(&t, &company, "boss@mail.test", &["admin"]).await;
+    t.ok(
+        Some(&t.a.admin),
+        SAVE_RULE,
+        json!({ "c": company, "i": above(0, json!([{ "roles": [{ "role": "approver" }] }, { "roles": [{ "role": "admin" }] }])) }),
+    )
+    .await;
+    add(&t, &buyer, "S-0", 1).await;
+    let held = place(&t, &buyer, invoice()).await;
+    assert_eq!(held["state"], "PendingApproval");
+    let code = held["code"].as_str().unwrap().to_owned();
+    let approvals = crate::streaming::eventually(30, "two approval mails", || async {
+        let files: Vec<String> = std::fs::read_dir(&mailbox)
+            .ok()?
+            .filter_map(|e| e.ok())
+            .map(|e| std::fs::read_to_string(e.path()).unwrap())
+            .filter(|f| f.contains("needs your approval"))
+            .collect();
+        (files.len() == 2).then_some(files)
+    })
+    .await;
+    for to in ["first@mail.test", "second@mail.test"] {
+        assert!(
+            approvals.iter().any(|f| f.contains(&format!("To: {to}"))
+                && f.contains(&format!("Subject: Order {code} needs your approval"))),
+            "{to}"
+        );
+    }
+    assert!(
+        approvals
+            .iter()
+            .all(|f| !f.contains("boss@mail.test") && !f.contains("buyer@mail.test")),
+        "only the open tier's approvers"
+    );
+}

@@ -167,7 +167,7 @@ impl CompaniesService {
 
     /// The permissions `roles` grant in `company`'s tree (built-in roles without a statement;
     /// custom roles with one lookup of the tree's roles).
-    pub(super) async fn permissions_of<C: ConnectionTrait>(
+    pub(crate) async fn permissions_of<C: ConnectionTrait>(
         tx: &C,
         tenant: TenantId,
         company: Uuid,
