@@ -284,35 +284,7 @@ impl Handler for Notifications {
         let Some(mail) = self.render(event, &kept.token)? else {
             return Ok(());
         };
-        let now = Utc::now();
-        entity::Entity::insert(entity::ActiveModel {
-            id: Set(Uuid::now_v7()),
-            tenant_id: Set(event.tenantid),
-            created_at: Set(now),
-            updated_at: Set(now),
-            event_id: Set(event.id),
-            template: Set(mail.template.to_owned()),
-            to_address: Set(mail.to),
-            subject: Set(mail.subject),
-            text_body: Set(mail.text),
-            html_body: Set(mail.html),
-            status: Set("pending".into()),
-            attempts: Set(0),
-            next_attempt_at: Set(Some(now)),
-            last_error: Set(None),
-            sent_at: Set(None),
-        })
-        .on_conflict(
-            OnConflict::columns([
-                entity::Column::EventId,
-                entity::Column::Template,
-                entity::Column::ToAddress,
-            ])
-            .do_nothing()
-            .to_owned(),
-        )
-        .exec_without_returning(tx)
-        .await?;
+        queue(tx, event, mail).await?;
         token_entity::Entity::delete_many()
             .filter(token_entity::Column::Id.eq(kept.id))
             .exec(tx)
@@ -366,7 +338,6 @@ impl Notifications {
             .map(|r| r.reason.as_str())
             .collect::<Vec<_>>()
             .join("; ");
-        let now = Utc::now();
         for (to, first_name) in approvers {
             let ctx = context! {
                 first_name => if first_name.is_empty() { "there".to_owned() } else { first_name },
@@ -381,37 +352,55 @@ impl Notifications {
                     .get_template(&format!("approval_requested.{suffix}"))?
                     .render(&ctx)?)
             };
-            entity::Entity::insert(entity::ActiveModel {
-                id: Set(Uuid::now_v7()),
-                tenant_id: Set(event.tenantid),
-                created_at: Set(now),
-                updated_at: Set(now),
-                event_id: Set(event.id),
-                template: Set("approval_requested".into()),
-                to_address: Set(to),
-                subject: Set(render("subject")?),
-                text_body: Set(render("txt")?),
-                html_body: Set(render("html")?),
-                status: Set("pending".into()),
-                attempts: Set(0),
-                next_attempt_at: Set(Some(now)),
-                last_error: Set(None),
-                sent_at: Set(None),
-            })
-            .on_conflict(
-                OnConflict::columns([
-                    entity::Column::EventId,
-                    entity::Column::Template,
-                    entity::Column::ToAddress,
-                ])
-                .do_nothing()
-                .to_owned(),
+            queue(
+                tx,
+                event,
+                Rendered {
+                    template: "approval_requested",
+                    to,
+                    subject: render("subject")?,
+                    text: render("txt")?,
+                    html: render("html")?,
+                },
             )
-            .exec_without_returning(tx)
             .await?;
         }
         Ok(())
     }
+}
+
+/// Queues `mail` for `event` (once per event, template and recipient).
+async fn queue(tx: &DatabaseTransaction, event: &Envelope, mail: Rendered) -> anyhow::Result<()> {
+    let now = Utc::now();
+    entity::Entity::insert(entity::ActiveModel {
+        id: Set(Uuid::now_v7()),
+        tenant_id: Set(event.tenantid),
+        created_at: Set(now),
+        updated_at: Set(now),
+        event_id: Set(event.id),
+        template: Set(mail.template.to_owned()),
+        to_address: Set(mail.to),
+        subject: Set(mail.subject),
+        text_body: Set(mail.text),
+        html_body: Set(mail.html),
+        status: Set("pending".into()),
+        attempts: Set(0),
+        next_attempt_at: Set(Some(now)),
+        last_error: Set(None),
+        sent_at: Set(None),
+    })
+    .on_conflict(
+        OnConflict::columns([
+            entity::Column::EventId,
+            entity::Column::Template,
+            entity::Column::ToAddress,
+        ])
+        .do_nothing()
+        .to_owned(),
+    )
+    .exec_without_returning(tx)
+    .await?;
+    Ok(())
 }
 
 /// Where mail goes.

@@ -7,7 +7,7 @@ use vectis_engine::auth::Caller;
 
 use crate::concurrency::{PARALLEL, call, parallel_app, race};
 use crate::orders::{add, available_credit, b2b, place};
-use crate::support::{PASSWORD, TestApp, caller_of, error_code, last_event, mailed_token};
+use crate::support::{TestApp, error_code, last_event};
 
 const SAVE_RULE: &str =
     "mutation($c: ID!, $i: ApprovalRuleInput!) { saveApprovalRule(companyId: $c, input: $i) {
@@ -28,27 +28,7 @@ fn invoice() -> Value {
 
 /// A company user of `company` with `roles`.
 async fn member(t: &TestApp, company: &str, email: &str, roles: &[&str]) -> Caller {
-    t.ok(
-        Some(&t.a.admin),
-        "mutation($c: ID!, $e: String!, $r: [String!]!) { inviteCompanyUser(companyId: $c, email: $e, roles: $r) { id } }",
-        json!({ "c": company, "e": email, "r": roles }),
-    )
-    .await;
-    let token = mailed_token(t, "vectis.company.user_invited").await;
-    let data = t
-        .ok(
-            None,
-            "mutation($t: String!, $p: String) { acceptCompanyInvitation(token: $t, password: $p, firstName: \"A\", lastName: \"Pprover\") { accessToken } }",
-            json!({ "t": token, "p": PASSWORD }),
-        )
-        .await;
-    caller_of(
-        t,
-        data["acceptCompanyInvitation"]["accessToken"]
-            .as_str()
-            .unwrap(),
-    )
-    .await
+    crate::support::company_user_with(t, company, email, roles).await
 }
 
 fn above(amount: i64, tiers: Value) -> Value {

@@ -467,10 +467,15 @@ pub async fn buyer(t: &TestApp) -> (String, Caller) {
 
 /// Invites `email` with `role` to `company`, accepts, and returns the user's caller.
 pub async fn company_user(t: &TestApp, company: &str, email: &str, role: &str) -> Caller {
+    company_user_with(t, company, email, &[role]).await
+}
+
+/// Invites `email` with `roles` to `company`, accepts, and returns the user's caller.
+pub async fn company_user_with(t: &TestApp, company: &str, email: &str, roles: &[&str]) -> Caller {
     t.ok(
         Some(&t.a.admin),
-        "mutation($c: ID!, $e: String!, $r: String!) { inviteCompanyUser(companyId: $c, email: $e, roles: [$r]) { id } }",
-        json!({ "c": company, "e": email, "r": role }),
+        "mutation($c: ID!, $e: String!, $r: [String!]!) { inviteCompanyUser(companyId: $c, email: $e, roles: $r) { id } }",
+        json!({ "c": company, "e": email, "r": roles }),
     )
     .await;
     let token = mailed_token(t, "vectis.company.user_invited").await;
