@@ -328,6 +328,14 @@ pub const EVENTS: &[(&str, &str, &str, &[&str])] = &[
         ],
     ),
     (
+        "vectis.order.approval_tier_opened",
+        "order",
+        "An approval opened the next tier of one or more requirements of a held order (`requirements`: each from its newly open tier on).",
+        &[
+            "orderId:uuid, code:string?, companyId:uuid?, locationId:uuid?, customerId:uuid?, total:integer, currency:string, requirements:array",
+        ],
+    ),
+    (
         "vectis.order.approval_decided",
         "order",
         "An approver approved or rejected a held order (`steps`: the requirements and tiers it counted for; `flowState`: Pending, Approved or Rejected). Approved orders then move to Placed, rejected ones to Cancelled.",

@@ -158,8 +158,9 @@ const TEMPLATES: &[(&str, &str)] = &[
     ),
 ];
 
-/// The event that asks approvers to act.
+/// The events that ask approvers to act: an order is held, or a tier of its approval opened.
 const APPROVAL_REQUESTED: &str = "vectis.order.approval_requested";
+const APPROVAL_TIER_OPENED: &str = "vectis.order.approval_tier_opened";
 
 /// A rendered email.
 #[derive(Debug, Clone, PartialEq)]
@@ -264,11 +265,12 @@ impl Handler for Notifications {
                 | "vectis.account.password_reset_requested"
                 | "vectis.company.user_invited"
                 | APPROVAL_REQUESTED
+                | APPROVAL_TIER_OPENED
         )
     }
 
     async fn handle(&self, tx: &DatabaseTransaction, event: &Envelope) -> anyhow::Result<()> {
-        if event.event_type == APPROVAL_REQUESTED {
+        if event.event_type == APPROVAL_REQUESTED || event.event_type == APPROVAL_TIER_OPENED {
             return self.approval_requested(tx, event).await;
         }
         let kept = token_entity::Entity::find()

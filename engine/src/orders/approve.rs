@@ -210,10 +210,23 @@ impl OrdersService {
                 }
             })
             .collect();
-        let met = approve
-            && progress(&requirements, &recorded)
-                .iter()
-                .all(|p| p.open_tier.is_none());
+        let after_decision = progress(&requirements, &recorded);
+        let met = approve && after_decision.iter().all(|p| p.open_tier.is_none());
+        // Tiers this approval opened: their approvers are told (by the notifications consumer).
+        let opened: Vec<vectis_strategies::approval::Requirement> = requirements
+            .iter()
+            .zip(before.iter().zip(&after_decision))
+            .filter_map(|(r, (b, a))| {
+                let t = a.open_tier?;
+                (approve && b.open_tier != Some(t)).then(|| {
+                    vectis_strategies::approval::Requirement {
+                        rule_id: r.rule_id,
+                        reason: r.reason.clone(),
+                        tiers: r.tiers[t..].to_vec(),
+                    }
+                })
+            })
+            .collect();
         let next = match (approve, met) {
             (false, _) => flow_state::REJECTED,
             (true, true) => flow_state::APPROVED,
@@ -232,6 +245,22 @@ impl OrdersService {
                 |_| decided,
             )
             .await?;
+        let order = if opened.is_empty() {
+            order
+        } else {
+            let reqs = serde_json::to_value(&opened).map_err(anyhow::Error::from)?;
+            uow.change::<order::Entity>(
+                order.id,
+                Vec::new(),
+                "vectis.order.approval_tier_opened",
+                |o| {
+                    json!({ "orderId": o.id, "code": o.code, "companyId": o.company_id,
+                    "locationId": o.location_id, "customerId": o.customer_id, "total": o.total,
+                    "currency": o.currency, "requirements": reqs })
+                },
+            )
+            .await?
+        };
         let actor = actor_of(caller);
         let mut refunds = Vec::new();
         let after = if !approve {

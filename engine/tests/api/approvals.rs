@@ -394,7 +394,7 @@ async fn approvers_of_the_open_tier_are_emailed_when_an_order_waits_for_them() {
         .unwrap();
     crate::cart::catalog(&t, 1, 1_000).await;
     let (company, buyer) = b2b(&t, "NET30", Some(10_000_000), "buyer@mail.test", "buyer").await;
-    member(&t, &company, "first@mail.test", &["approver"]).await;
+    let first = member(&t, &company, "first@mail.test", &["approver"]).await;
     member(&t, &company, "second@mail.test", &["approver"]).await;
     member(&t, &company, "boss@mail.test", &["admin"]).await;
     t.ok(
@@ -429,5 +429,25 @@ async fn approvers_of_the_open_tier_are_emailed_when_an_order_waits_for_them() {
             .iter()
             .all(|f| !f.contains("boss@mail.test") && !f.contains("buyer@mail.test")),
         "only the open tier's approvers"
+    );
+    // Tier 1 approved: the admin of tier 2 is told.
+    let r = t
+        .ok(Some(&first), APPROVE, json!({ "o": held["id"] }))
+        .await;
+    assert_eq!(r["approveOrder"]["state"], "PendingApproval", "{r}");
+    crate::streaming::eventually(30, "a mail to tier 2", || async {
+        let files: Vec<String> = std::fs::read_dir(&mailbox)
+            .ok()?
+            .filter_map(|e| e.ok())
+            .map(|e| std::fs::read_to_string(e.path()).unwrap())
+            .filter(|f| f.contains("needs your approval"))
+            .collect();
+        (files.len() == 3 && files.iter().any(|f| f.contains("To: boss@mail.test"))).then_some(())
+    })
+    .await;
+    let types = crate::contract::validate_outbox(&t).await;
+    assert!(
+        types.contains("vectis.order.approval_tier_opened"),
+        "{types:?}"
     );
 }
