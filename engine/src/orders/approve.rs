@@ -9,6 +9,7 @@
 
 use chrono::Utc;
 use sea_orm::ActiveValue::Set;
+use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
 use serde_json::json;
 use uuid::Uuid;
 use vectis_strategies::order_process::state;
@@ -373,5 +374,3 @@ impl OrdersService {
         Ok(orders)
     }
 }
-
-use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
