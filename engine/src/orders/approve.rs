@@ -78,25 +78,21 @@ impl OrdersService {
         else {
             return Ok(None);
         };
-        let Some(m) = CompaniesService::current_membership_in(
-            tx,
-            caller.tenant,
-            *id,
-            claimed.company_id,
-            None,
-        )
-        .await?
-        .filter(|m| m.can(CompanyPermission::ApproveOrders)) else {
-            return Ok(None);
-        };
-        let locations: Vec<Uuid> = member::Entity::find()
+        let Some(row) = member::Entity::find()
             .filter(member::Column::TenantId.eq(caller.tenant.0))
-            .filter(member::Column::CompanyId.eq(m.company_id))
+            .filter(member::Column::CompanyId.eq(claimed.company_id))
             .filter(member::Column::CustomerId.eq(*id))
             .one(tx)
             .await?
-            .map(|m| serde_json::from_str(&m.location_ids).unwrap_or_default())
-            .unwrap_or_default();
+        else {
+            return Ok(None);
+        };
+        let m = crate::companies::service::Member::try_from(row)?;
+        let permissions =
+            CompaniesService::permissions_of(tx, caller.tenant, m.company_id, &m.roles).await?;
+        if !permissions.contains(&CompanyPermission::ApproveOrders) {
+            return Ok(None);
+        }
         let companies = self
             .companies
             .subtree_of(tx, caller.tenant, m.company_id)
@@ -105,7 +101,7 @@ impl OrdersService {
             id: *id,
             roles: m.roles,
             companies,
-            locations,
+            locations: m.location_ids,
         }))
     }
 

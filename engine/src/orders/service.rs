@@ -1251,16 +1251,21 @@ impl OrdersService {
         reason: Option<String>,
     ) -> AppResult<Option<String>> {
         let reason = crate::kernel::text::optional("reason", reason.as_deref(), 500)?;
-        match &caller.principal {
-            Principal::Storefront => {
-                return Err(AppError::Unauthenticated("log in to cancel orders".into()));
-            }
-            Principal::Staff { .. } | Principal::ApiKey { .. } => {
-                caller.require(Permission::OrderWrite)?;
-            }
-            Principal::Customer { .. } => {}
-        }
+        Self::buyer_or_staff(caller, "log in to cancel orders")?;
         Ok(reason)
+    }
+
+    /// Changes an order's buyer side may make (cancelling, returning): customers (whose access
+    /// to the order is checked with it) or staff with `ORDER_WRITE`; anonymous callers are
+    /// told to log in (`unauthenticated`).
+    pub(crate) fn buyer_or_staff(caller: &Caller, unauthenticated: &str) -> AppResult<()> {
+        match &caller.principal {
+            Principal::Storefront => Err(AppError::Unauthenticated(unauthenticated.into())),
+            Principal::Staff { .. } | Principal::ApiKey { .. } => {
+                caller.require(Permission::OrderWrite)
+            }
+            Principal::Customer { .. } => Ok(()),
+        }
     }
 
     /// Cancels locked `order` inside the caller's unit of work: the transition, the stock

@@ -16,17 +16,9 @@ async fn list(t: &TestApp, input: Value) -> String {
     data["createPriceList"]["id"].as_str().unwrap().to_owned()
 }
 
-fn tiers(pairs: &[(i64, i64)]) -> Value {
-    Value::Array(
-        pairs
-            .iter()
-            .map(|(m, a)| json!({ "minQuantity": m, "amount": a }))
-            .collect(),
-    )
-}
-
-#[tokio::test]
-async fn company_price_lists_beat_general_ones_and_tiers_apply_at_their_boundaries() {
+/// Bolts `B-1` (10.00) and `B-2` (5.00), a company buyer, an empty general list (priority 1)
+/// and an empty contract list of the company (priority 10).
+async fn bolts_with_two_lists() -> (TestApp, String, vectis_engine::auth::Caller, String, String) {
     let t = TestApp::new().await;
     let product = create_product(&t, &t.a.admin, "Bolt").await;
     upsert(
@@ -45,6 +37,21 @@ async fn company_price_lists_beat_general_ones_and_tiers_apply_at_their_boundari
     )
     .await;
     let contract = list(&t, json!({ "name": "Acme contract", "scope": "COMPANY", "scopeId": company, "currency": "EUR", "priority": 10 })).await;
+    (t, company, buyer, everyone, contract)
+}
+
+fn tiers(pairs: &[(i64, i64)]) -> Value {
+    Value::Array(
+        pairs
+            .iter()
+            .map(|(m, a)| json!({ "minQuantity": m, "amount": a }))
+            .collect(),
+    )
+}
+
+#[tokio::test]
+async fn company_price_lists_beat_general_ones_and_tiers_apply_at_their_boundaries() {
+    let (t, company, buyer, everyone, contract) = bolts_with_two_lists().await;
     let r = t
         .ok(
             Some(&t.a.admin),
@@ -320,24 +327,7 @@ const OWN_PRICES: &str = "query($s: [String!]!, $c: String!) { variantsBySku(sku
 
 #[tokio::test]
 async fn a_logged_in_buyer_sees_their_own_prices_and_tiers_on_catalog_pages() {
-    let t = TestApp::new().await;
-    let product = create_product(&t, &t.a.admin, "Bolt").await;
-    upsert(
-        &t,
-        &t.a.admin,
-        vec![
-            variant(&product, "B-1", 1000),
-            variant(&product, "B-2", 500),
-        ],
-    )
-    .await;
-    let (company, buyer) = buyer(&t).await;
-    let everyone = list(
-        &t,
-        json!({ "name": "Promo", "scope": "EVERYONE", "currency": "EUR", "priority": 1 }),
-    )
-    .await;
-    let contract = list(&t, json!({ "name": "Acme contract", "scope": "COMPANY", "scopeId": company, "currency": "EUR", "priority": 10 })).await;
+    let (t, company, buyer, everyone, contract) = bolts_with_two_lists().await;
     t.ok(
         Some(&t.a.admin),
         SET,

@@ -74,6 +74,15 @@ pub(super) fn share(amount: i64, part: i64, whole: i64) -> i64 {
     i64::try_from(rounded).unwrap_or(amount)
 }
 
+/// The tax on shipping in an order's tax summary.
+pub(super) fn shipping_tax(summary: &[StoredTaxSummary]) -> i64 {
+    summary
+        .iter()
+        .filter(|s| s.category == "shipping")
+        .map(|s| s.tax)
+        .sum()
+}
+
 /// An order's money after some of its lines shrank.
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct Reduced {
@@ -88,11 +97,7 @@ struct Reduced {
 /// change); shipping and its tax stay, the discount and its tax shrink with the subtotal.
 fn reduce(o: &order::Model, before: &[line::Model], after: &[line::Model]) -> Reduced {
     let summary: Vec<StoredTaxSummary> = serde_json::from_str(&o.tax_summary).unwrap_or_default();
-    let shipping_tax: i64 = summary
-        .iter()
-        .filter(|s| s.category == "shipping")
-        .map(|s| s.tax)
-        .sum();
+    let shipping_tax = shipping_tax(&summary);
     let lines_tax_before: i64 = before.iter().map(|l| l.tax).sum();
     let discount_tax_before = o.tax - lines_tax_before - shipping_tax;
     let mut per_category: BTreeMap<&str, (i64, i64)> = BTreeMap::new();

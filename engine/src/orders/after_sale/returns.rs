@@ -19,7 +19,7 @@ use uuid::Uuid;
 use super::super::service::{OrdersService, PaymentFailure, TransitionFailure};
 use super::cancel_lines::{LineUnits, share};
 use super::refunds::GiveBack;
-use crate::auth::{Caller, Permission, Principal};
+use crate::auth::{Caller, Permission};
 use crate::cart::entity::{line, order};
 use crate::db::id_in;
 use crate::db::json_rows::{JsonRows, hex};
@@ -135,15 +135,7 @@ impl OrdersService {
         order_id: Uuid,
         lines: Vec<ReturnLine>,
     ) -> AppResult<ReturnOutcome> {
-        match &caller.principal {
-            Principal::Storefront => {
-                return Err(AppError::Unauthenticated("log in to return goods".into()));
-            }
-            Principal::Staff { .. } | Principal::ApiKey { .. } => {
-                caller.require(Permission::OrderWrite)?;
-            }
-            Principal::Customer { .. } => {}
-        }
+        Self::buyer_or_staff(caller, "log in to return goods")?;
         if lines.is_empty() {
             return Err(AppError::validation("lines", "return at least one line"));
         }
@@ -559,11 +551,7 @@ impl OrdersService {
             .sum();
         let summary: Vec<crate::cart::service::StoredTaxSummary> =
             serde_json::from_str(&order.tax_summary).unwrap_or_default();
-        let shipping_tax: i64 = summary
-            .iter()
-            .filter(|s| s.category == "shipping")
-            .map(|s| s.tax)
-            .sum();
+        let shipping_tax = super::cancel_lines::shipping_tax(&summary);
         let shipping = if order.prices_include_tax {
             order.shipping
         } else {
