@@ -451,3 +451,36 @@ async fn approvers_of_the_open_tier_are_emailed_when_an_order_waits_for_them() {
         "{types:?}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_buyers_month_spend_stays_exact_when_their_orders_are_cancelled_at_once() {
+    let t = parallel_app().await;
+    crate::cart::catalog(&t, 1, 1_000).await;
+    let (_, buyer) = b2b(&t, "NET30", Some(100_000_000), "buyer@spend.test", "buyer").await;
+    let mut ids = Vec::new();
+    let mut spent = 0;
+    for _ in 0..PARALLEL {
+        add(&t, &buyer, "S-0", 1).await;
+        let order = place(&t, &buyer, invoice()).await;
+        spent += order["totals"]["total"]["amount"].as_i64().unwrap();
+        ids.push(order["id"].clone());
+    }
+    let month = "SELECT CAST(SUM(amount) AS BIGINT) FROM member_spend";
+    assert_eq!(t.scalar(month).await, spent, "every order counted");
+    let results = race(PARALLEL, |i| {
+        call(
+            &t,
+            Some(buyer.clone()),
+            "mutation($id: ID!) { cancelOrder(id: $id) { __typename } }",
+            json!({ "id": ids[i] }),
+        )
+    })
+    .await;
+    assert!(
+        results
+            .iter()
+            .all(|r| r["data"]["cancelOrder"]["__typename"] == "Order"),
+        "{results:?}"
+    );
+    assert_eq!(t.scalar(month).await, 0, "every cancellation given back");
+}
