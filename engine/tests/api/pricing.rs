@@ -51,7 +51,7 @@ fn tiers(pairs: &[(i64, i64)]) -> Value {
 
 #[tokio::test]
 async fn company_price_lists_beat_general_ones_and_tiers_apply_at_their_boundaries() {
-    let (t, company, buyer, everyone, contract) = bolts_with_two_lists().await;
+    let (t, _, buyer, everyone, contract) = bolts_with_two_lists().await;
     let r = t
         .ok(
             Some(&t.a.admin),
@@ -327,7 +327,7 @@ const OWN_PRICES: &str = "query($s: [String!]!, $c: String!) { variantsBySku(sku
 
 #[tokio::test]
 async fn a_logged_in_buyer_sees_their_own_prices_and_tiers_on_catalog_pages() {
-    let (t, company, buyer, everyone, contract) = bolts_with_two_lists().await;
+    let (t, _, buyer, everyone, contract) = bolts_with_two_lists().await;
     t.ok(
         Some(&t.a.admin),
         SET,
