@@ -273,7 +273,8 @@ async fn recover_payments(
     }
 }
 
-/// Releases expired checkout reservations every `every`.
+/// Releases expired checkout reservations and marks sent quotes past their expiry as
+/// expired, every `every`.
 async fn release_reservations(
     orders: crate::orders::OrdersService,
     every: Duration,
@@ -288,6 +289,11 @@ async fn release_reservations(
             Ok(0) => {}
             Ok(n) => tracing::info!(carts = n, "released expired checkout reservations"),
             Err(err) => tracing::warn!(error = ?err, "releasing checkout reservations"),
+        }
+        match orders.quotes.expire(100).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(quotes = n, "marked expired quotes"),
+            Err(err) => tracing::warn!(error = ?err, "expiring quotes"),
         }
     }
 }

@@ -27,6 +27,8 @@ pub mod notifications;
 pub mod orders;
 pub mod pricing;
 pub mod projections;
+pub mod quotes;
+pub mod requisition_lists;
 pub mod seed;
 pub mod services;
 pub mod tenancy;

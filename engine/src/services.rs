@@ -44,6 +44,10 @@ pub struct Services {
     pub inventory: crate::inventory::InventoryService,
     /// Approval rules and flows.
     pub approvals: crate::approvals::ApprovalsService,
+    /// Quotes.
+    pub quotes: crate::quotes::QuotesService,
+    /// Requisition lists.
+    pub requisition_lists: crate::requisition_lists::RequisitionListsService,
     /// The configured business strategies.
     pub strategies: Strategies,
 }
@@ -98,6 +102,12 @@ impl Services {
         )?;
         Ok(Services {
             approvals: orders.approvals.clone(),
+            quotes: orders.quotes.clone(),
+            requisition_lists: crate::requisition_lists::RequisitionListsService::new(
+                core.clone(),
+                cart.clone(),
+                orders.clone(),
+            ),
             orders,
             inventory,
             auth: AuthService::new(

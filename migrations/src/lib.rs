@@ -19,6 +19,7 @@ mod m20261202_000010_payment_intents;
 mod m20261203_000011_inventory;
 mod m20261204_000012_refunds_and_returns;
 mod m20261205_000013_approvals;
+mod m20261206_000014_quotes_and_lists;
 pub mod rls;
 mod util;
 
@@ -42,6 +43,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261203_000011_inventory::Migration),
             Box::new(m20261204_000012_refunds_and_returns::Migration),
             Box::new(m20261205_000013_approvals::Migration),
+            Box::new(m20261206_000014_quotes_and_lists::Migration),
         ]
     }
 }

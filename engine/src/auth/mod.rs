@@ -125,6 +125,8 @@ pub enum CompanyPermission {
     ViewOrders,
     /// Manage the company's approval rules (and its divisions').
     ManageApprovals,
+    /// Share requisition lists with the company and change shared ones.
+    ManageRequisitionLists,
 }
 
 /// The built-in company roles and their permissions; custom roles are stored per company.
@@ -139,6 +141,7 @@ pub fn builtin_company_role(code: &str) -> Option<&'static [CompanyPermission]> 
             ApproveOrders,
             ViewOrders,
             ManageApprovals,
+            ManageRequisitionLists,
         ],
         "buyer" => &[ViewCompany, PlaceOrders],
         "approver" => &[ViewCompany, ApproveOrders, ViewOrders],

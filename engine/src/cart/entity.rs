@@ -55,6 +55,8 @@ pub mod order {
         pub idempotency_key: Option<String>,
         /// A guest's email (customers have theirs on the account).
         pub customer_email: Option<String>,
+        /// The quote this order was accepted from (its lines carry the quoted prices).
+        pub quote_id: Option<Uuid>,
     }
     no_relations!();
 }

@@ -298,6 +298,8 @@ pub struct LinePriceSource {
     pub price_list_id: Option<ID>,
     /// The volume tier's minimum quantity.
     pub min_quantity: Option<Int64>,
+    /// The quote the price was agreed in.
+    pub quote_id: Option<ID>,
 }
 
 /// An applied tax rate of a line.
@@ -366,15 +368,17 @@ impl CartLine {
                 kind: "BASE_PRICE".into(),
                 price_list_id: None,
                 min_quantity: None,
+                quote_id: None,
             });
         LinePriceSource {
-            kind: if s.kind == "PRICE_LIST" {
-                PriceSourceKind::PriceList
-            } else {
-                PriceSourceKind::BasePrice
+            kind: match s.kind.as_str() {
+                "PRICE_LIST" => PriceSourceKind::PriceList,
+                "QUOTE" => PriceSourceKind::Quote,
+                _ => PriceSourceKind::BasePrice,
             },
             price_list_id: s.price_list_id.map(|id| ID(id.to_string())),
             min_quantity: s.min_quantity.map(Int64),
+            quote_id: s.quote_id.map(|id| ID(id.to_string())),
         }
     }
     /// The variant's id.
@@ -396,6 +400,16 @@ pub struct CartLineInput {
     pub sku: Option<String>,
     /// Quantity to add (1-1,000,000 per line).
     pub quantity: i32,
+}
+
+/// A line to add as the cart service takes it. An id that is not a UUID names no variant:
+/// it is reported as `NOT_FOUND`.
+pub fn line_input(l: CartLineInput) -> LineInput {
+    LineInput {
+        variant_id: optional_id("variantId", l.variant_id.as_ref()).unwrap_or(Some(Uuid::nil())),
+        sku: l.sku,
+        quantity: i64::from(l.quantity),
+    }
 }
 
 /// A line to change: `lineId`, `variantId` or `sku`, and the new quantity (0 removes it).
@@ -591,16 +605,7 @@ impl CartMutation {
         #[graphql(default = false)] partial: bool,
         currency: Option<String>,
     ) -> Result<CartPayload> {
-        // An id that is not a UUID names no variant: it is reported as `NOT_FOUND`.
-        let input = lines
-            .into_iter()
-            .map(|l| LineInput {
-                variant_id: optional_id("variantId", l.variant_id.as_ref())
-                    .unwrap_or(Some(Uuid::nil())),
-                sku: l.sku,
-                quantity: i64::from(l.quantity),
-            })
-            .collect();
+        let input = lines.into_iter().map(line_input).collect();
         Self::change(ctx, currency, CartChange::AddLines(input), partial).await
     }
 

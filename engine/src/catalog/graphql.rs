@@ -73,6 +73,39 @@ pub async fn prefetch_products(
     Ok(())
 }
 
+/// For a page of lines that name variants (quote and requisition list lines): when the
+/// selection (`nodes { variant }` or `edges { node { variant } }`) asks for the variant, loads
+/// the page's variants in one query, feeds them to the request's catalog loader and
+/// prefetches what the selection asks of them (prices, the buyer's own prices), so the page
+/// costs the same statements whatever its size.
+pub async fn preload_line_variants(ctx: &Context<'_>, ids: Vec<Uuid>) -> Result<()> {
+    let selections: Vec<_> = node_selections(ctx)
+        .into_iter()
+        .map(|node| node.field("variant"))
+        .filter(|v| v.exists())
+        .collect();
+    if selections.is_empty() || ids.is_empty() {
+        return Ok(());
+    }
+    let caller = caller(ctx)?;
+    let variants = services(ctx)
+        .catalog
+        .variants_by_ids(caller.tenant, ids, caller.has(Permission::CatalogRead))
+        .await?;
+    let loader = catalog_loader(ctx)?;
+    loader
+        .feed_many(
+            variants
+                .iter()
+                .map(|v| (super::loader::VariantById(v.id), v.clone())),
+        )
+        .await;
+    for selection in selections {
+        prefetch_variants(ctx, selection, &variants).await?;
+    }
+    Ok(())
+}
+
 /// Like [`prefetch_products`] for a `ProductVariant` selection.
 pub async fn prefetch_variants(
     ctx: &Context<'_>,

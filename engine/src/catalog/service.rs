@@ -300,6 +300,19 @@ impl CatalogService {
         Ok(query.page.page(rows, total))
     }
 
+    /// Variants by id (one query); archived ones only with `include_archived`.
+    pub async fn variants_by_ids(
+        &self,
+        tenant: TenantId,
+        ids: Vec<Uuid>,
+        include_archived: bool,
+    ) -> AppResult<Vec<variant::Model>> {
+        let tx = self.db().read(Scope::Tenant(tenant)).await?;
+        let rows = super::read::variants_by_id(&tx, tenant, ids, include_archived).await?;
+        tx.commit().await?;
+        Ok(rows)
+    }
+
     /// Variants by SKU, aligned with `skus` (`None` where unknown or not visible).
     pub async fn variants_by_sku(
         &self,

@@ -16,6 +16,11 @@ const VARIANT: &str =
     "id:uuid, productId:uuid, sku:string, name:string, status:string, prices:array, options:array";
 const STOCK_LOCATION: &str =
     "id:uuid, code:string, name:string, countryCode:string?, active:boolean";
+/// The fields every `vectis.quote.*` event carries.
+const QUOTE: &str = "quoteId:uuid, companyId:uuid, customerId:uuid, locationId:uuid?, state:string, round:integer, currency:string, lineCount:integer, subtotal:integer, discount:integer, total:integer, expiresAt:datetime?, repId:uuid?";
+/// The fields every `vectis.requisition_list.*` event carries.
+const LIST: &str =
+    "listId:uuid, companyId:uuid, ownerId:uuid, name:string, shared:boolean, lineCount:integer";
 const ENDPOINT: &str = "id:uuid, url:string, description:string, eventTypes:array, enabled:boolean";
 
 /// Every event type: `(type, aggregate, summary, data fields)`. Fields are
@@ -242,6 +247,78 @@ pub const EVENTS: &[(&str, &str, &str, &[&str])] = &[
         "approval_rule",
         "A company's approval rule was deleted.",
         &["id:uuid, companyId:uuid"],
+    ),
+    (
+        "vectis.quote.requested",
+        "quote",
+        "A company user asked for a quote for their cart's lines, at their own prices.",
+        &[QUOTE, "comment:string?, requestedDeliveryDate:string?"],
+    ),
+    (
+        "vectis.quote.updated",
+        "quote",
+        "A sales rep changed a quote's prices, discounts, quantities, expiry or note.",
+        &[QUOTE],
+    ),
+    (
+        "vectis.quote.sent",
+        "quote",
+        "A quote was sent to its buyer; its prices are frozen.",
+        &[QUOTE, "comment:string?"],
+    ),
+    (
+        "vectis.quote.renegotiation_requested",
+        "quote",
+        "The buyer asked for changes to a sent quote; it is back with the rep in a new round.",
+        &[QUOTE, "comment:string"],
+    ),
+    (
+        "vectis.quote.declined",
+        "quote",
+        "The buyer declined a sent quote.",
+        &[QUOTE, "comment:string"],
+    ),
+    (
+        "vectis.quote.accepted",
+        "quote",
+        "The buyer accepted a quote; it is being placed as order `orderId` at the quoted prices.",
+        &[QUOTE, "orderId:uuid"],
+    ),
+    (
+        "vectis.quote.reopened",
+        "quote",
+        "The payment of an accepted quote's order was not taken; the quote may be accepted again.",
+        &[QUOTE, "reason:string"],
+    ),
+    (
+        "vectis.quote.expired",
+        "quote",
+        "A sent quote passed its expiry without an answer.",
+        &[QUOTE],
+    ),
+    (
+        "vectis.requisition_list.created",
+        "requisition_list",
+        "A company user created a requisition list.",
+        &[LIST],
+    ),
+    (
+        "vectis.requisition_list.updated",
+        "requisition_list",
+        "A requisition list was renamed, described, shared or unshared.",
+        &[LIST],
+    ),
+    (
+        "vectis.requisition_list.lines_changed",
+        "requisition_list",
+        "Lines of a requisition list were added, changed or removed.",
+        &[LIST],
+    ),
+    (
+        "vectis.requisition_list.deleted",
+        "requisition_list",
+        "A requisition list was deleted.",
+        &[LIST],
     ),
     (
         "vectis.order.placed",

@@ -114,7 +114,7 @@ pub fn topic_family(aggregate_type: &str) -> &'static str {
         "product" | "variant" | "collection" | "price_list" => "catalog",
         "customer" | "customer_group" | "company" | "staff_user" | "api_key" | "tenant"
         | "webhook_endpoint" | "approval_rule" => "accounts",
-        "order" | "coupon" | "payment" | "fulfillment" => "orders",
+        "order" | "coupon" | "payment" | "fulfillment" | "quote" | "requisition_list" => "orders",
         t if t.starts_with("stock") || t.starts_with("inventory") || t == "warehouse" => {
             "inventory"
         }
@@ -142,6 +142,8 @@ mod tests {
             ("api_key", "accounts"),
             ("order", "orders"),
             ("coupon", "orders"),
+            ("quote", "orders"),
+            ("requisition_list", "orders"),
             ("stock_level", "inventory"),
             ("something_new", "other"),
         ] {

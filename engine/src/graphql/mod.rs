@@ -38,6 +38,8 @@ pub struct QueryRoot(
     OrdersQuery,
     InventoryQuery,
     crate::approvals::graphql::ApprovalsQuery,
+    crate::quotes::graphql::QuotesQuery,
+    crate::requisition_lists::graphql::RequisitionListsQuery,
 );
 
 /// Root mutation: the merge of every module's mutations.
@@ -53,6 +55,8 @@ pub struct MutationRoot(
     OrdersMutation,
     AfterSaleMutation,
     crate::approvals::graphql::ApprovalsMutation,
+    crate::quotes::graphql::QuotesMutation,
+    crate::requisition_lists::graphql::RequisitionListsMutation,
     InventoryMutation,
 );
 

@@ -156,6 +156,28 @@ const TEMPLATES: &[(&str, &str)] = &[
         "approval_requested.html",
         include_str!("templates/approval_requested.html"),
     ),
+    ("quote_sent.subject", "Your quote is ready"),
+    ("quote_sent.txt", include_str!("templates/quote_sent.txt")),
+    ("quote_sent.html", include_str!("templates/quote_sent.html")),
+    ("quote_response.subject", "Quote: {{ what }}"),
+    (
+        "quote_response.txt",
+        include_str!("templates/quote_response.txt"),
+    ),
+    (
+        "quote_response.html",
+        include_str!("templates/quote_response.html"),
+    ),
+];
+
+/// Quote events that email someone: the buyer when a quote is sent, the company's sales reps
+/// when a buyer asks or answers.
+const QUOTE_MAIL: &[&str] = &[
+    "vectis.quote.sent",
+    "vectis.quote.requested",
+    "vectis.quote.renegotiation_requested",
+    "vectis.quote.declined",
+    "vectis.quote.accepted",
 ];
 
 /// The events that ask approvers to act: an order is held, or a tier of its approval opened.
@@ -266,12 +288,15 @@ impl Handler for Notifications {
                 | "vectis.company.user_invited"
                 | APPROVAL_REQUESTED
                 | APPROVAL_TIER_OPENED
-        )
+        ) || QUOTE_MAIL.contains(&event.event_type.as_str())
     }
 
     async fn handle(&self, tx: &DatabaseTransaction, event: &Envelope) -> anyhow::Result<()> {
         if event.event_type == APPROVAL_REQUESTED || event.event_type == APPROVAL_TIER_OPENED {
             return self.approval_requested(tx, event).await;
+        }
+        if QUOTE_MAIL.contains(&event.event_type.as_str()) {
+            return self.quote_mail(tx, event).await;
         }
         let kept = token_entity::Entity::find()
             .filter(token_entity::Column::TenantId.eq(event.tenantid))
@@ -359,6 +384,75 @@ impl Notifications {
                 event,
                 Rendered {
                     template: "approval_requested",
+                    to,
+                    subject: render("subject")?,
+                    text: render("txt")?,
+                    html: render("html")?,
+                },
+            )
+            .await?;
+        }
+        Ok(())
+    }
+}
+
+impl Notifications {
+    /// A sent quote to its buyer; a buyer's request or answer to the company's sales reps
+    /// (and the rep who last worked on the quote).
+    async fn quote_mail(&self, tx: &DatabaseTransaction, event: &Envelope) -> anyhow::Result<()> {
+        let d = &event.data;
+        let text = |key: &str| d.get(key).and_then(|v| v.as_str()).unwrap_or_default();
+        let uuid = |key: &str| Uuid::parse_str(text(key)).ok();
+        let Some(quote) = uuid("quoteId") else {
+            anyhow::bail!("{} without a quote", event.event_type);
+        };
+        let tenant = crate::kernel::TenantId(event.tenantid);
+        let currency: vectis_strategies::CurrencyCode = text("currency")
+            .parse()
+            .unwrap_or(vectis_strategies::CurrencyCode::EUR);
+        let total = vectis_strategies::Money::new(
+            d.get("total").and_then(|v| v.as_i64()).unwrap_or_default(),
+            currency,
+        );
+        let sent = event.event_type == "vectis.quote.sent";
+        let recipients = crate::quotes::service::mail_recipients_in(
+            tx,
+            tenant,
+            sent,
+            uuid("customerId"),
+            uuid("companyId"),
+            uuid("repId"),
+        )
+        .await
+        .map_err(|e| anyhow::anyhow!("{e:?}"))?;
+        let what = match event.event_type.as_str() {
+            "vectis.quote.requested" => "a buyer asks for a quote",
+            "vectis.quote.renegotiation_requested" => "the buyer asks for changes to a quote",
+            "vectis.quote.declined" => "the buyer declined a quote",
+            _ => "the buyer accepted a quote",
+        };
+        let template = if sent { "quote_sent" } else { "quote_response" };
+        for (to, first_name) in recipients {
+            let ctx = context! {
+                first_name => if first_name.is_empty() { "there".to_owned() } else { first_name },
+                what => what,
+                total => total.to_string(),
+                line_count => d.get("lineCount").and_then(|v| v.as_i64()).unwrap_or_default(),
+                expires_at => text("expiresAt"),
+                comment => text("comment"),
+                link => format!("{}/quotes/{quote}", self.link_base),
+            };
+            let render = |suffix: &str| -> anyhow::Result<String> {
+                Ok(self
+                    .env
+                    .get_template(&format!("{template}.{suffix}"))?
+                    .render(&ctx)?)
+            };
+            queue(
+                tx,
+                event,
+                Rendered {
+                    template,
                     to,
                     subject: render("subject")?,
                     text: render("txt")?,

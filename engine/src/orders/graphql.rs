@@ -760,7 +760,7 @@ fn price_change(c: PriceChange, cur: CurrencyCode) -> PriceChangeObject {
 }
 
 impl PlaceOrderResult {
-    fn from_outcome(o: PlaceOutcome, cur: CurrencyCode) -> Self {
+    pub(crate) fn from_outcome(o: PlaceOutcome, cur: CurrencyCode) -> Self {
         let err = |code: &str, message: String| (code.to_owned(), message);
         match o {
             PlaceOutcome::Placed(order) => PlaceOrderResult::Order(OrderObject(order)),
@@ -826,6 +826,13 @@ impl PlaceOrderResult {
             PlaceOutcome::InsufficientStock(s) => {
                 PlaceOrderResult::InsufficientStock(InsufficientStockError::new(s))
             }
+            // Only `acceptQuote` meets a quote's refusal, and reports it as its own error.
+            PlaceOutcome::Quote(r) => PlaceOrderResult::Transition(TransitionError {
+                code: r.code.into(),
+                message: r.message,
+                from_state: String::new(),
+                to_state: String::new(),
+            }),
         }
     }
 }

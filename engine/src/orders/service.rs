@@ -120,6 +120,8 @@ pub enum PlaceOutcome {
     Transition(TransitionFailure),
     /// Lines that cannot be served from stock (nothing was reserved or placed).
     InsufficientStock(Vec<Shortage>),
+    /// The quote cannot be accepted (expired, declined, accepted already, …).
+    Quote(crate::quotes::service::Refusal),
 }
 
 /// What `ship` did.
@@ -244,6 +246,16 @@ pub struct OrdersService {
     pub(crate) companies: CompaniesService,
     pub(crate) inventory: InventoryService,
     pub(crate) approvals: crate::approvals::ApprovalsService,
+    pub(crate) quotes: crate::quotes::QuotesService,
+}
+
+/// What `place` places: the caller's cart, or a quote they accept.
+#[derive(Debug, Clone, Copy)]
+pub enum PlaceFrom<'a> {
+    /// The caller's active cart (a guest's by their cart token).
+    Cart(Option<&'a str>),
+    /// A sent quote, at its prices.
+    Quote(Uuid),
 }
 
 /// What a provider payment remembers to finish its placement without the request that
@@ -335,6 +347,11 @@ impl OrdersService {
                 core.clone(),
                 companies.clone(),
                 strategies.approval.clone(),
+            ),
+            quotes: crate::quotes::QuotesService::new(
+                core.clone(),
+                companies.clone(),
+                cart.clone(),
             ),
             core,
             process: Arc::new(ProcessGraph::merge(&strategies.order_process)?),
@@ -505,6 +522,35 @@ impl OrdersService {
         token: Option<&str>,
         input: PlaceInput,
     ) -> AppResult<PlaceOutcome> {
+        self.place_from(caller, PlaceFrom::Cart(token), input).await
+    }
+
+    /// Accepts a sent quote (its buyer, or a company user with `PLACE_ORDERS` and
+    /// `VIEW_ORDERS`) and places it as an order through the same checkout as a cart, at the
+    /// quoted prices and with the quote's discount; approval rules apply as to any order.
+    pub async fn accept_quote(
+        &self,
+        caller: &Caller,
+        quote: Uuid,
+        input: PlaceInput,
+    ) -> AppResult<PlaceOutcome> {
+        self.place_from(caller, PlaceFrom::Quote(quote), input)
+            .await
+    }
+
+    async fn place_from(
+        &self,
+        caller: &Caller,
+        from: PlaceFrom<'_>,
+        input: PlaceInput,
+    ) -> AppResult<PlaceOutcome> {
+        if let PlaceFrom::Quote(_) = from {
+            crate::cart::CartService::require_buyer(caller)?;
+            if caller.membership().is_none() {
+                caller.require_customer()?;
+                return Err(AppError::Forbidden("COMPANY_USER".into()));
+            }
+        }
         if let Some(po) = &input.po_number
             && (po.trim().is_empty() || po.chars().count() > 100)
         {
@@ -551,8 +597,22 @@ impl OrdersService {
         }
         // The same cart at the same version places one order, however often it is submitted:
         // its key names the caller's cart key, the cart and the version.
-        let cart_of = CartService::cart_key_of(caller, token)?.map(|k| crate::kernel::hash_key(&k));
-        let Some(mut cart) = self.cart.lock_active_in(&uow, caller, token).await? else {
+        let (cart_of, locked) = match from {
+            PlaceFrom::Cart(token) => (
+                CartService::cart_key_of(caller, token)?.map(|k| crate::kernel::hash_key(&k)),
+                self.cart.lock_active_in(&uow, caller, token).await?,
+            ),
+            PlaceFrom::Quote(id) => {
+                match self.quotes.accept_in(&mut uow, caller, &buyer, id).await? {
+                    Ok(cart) => (
+                        Some(crate::kernel::hash_key(&format!("quote:{id}"))),
+                        Some(cart),
+                    ),
+                    Err(r) => return Ok(PlaceOutcome::Quote(r)),
+                }
+            }
+        };
+        let Some(mut cart) = locked else {
             if let Some(done) = self.already_placed_by(&uow, client_key.as_deref()).await? {
                 return Ok(PlaceOutcome::Placed(Box::new(done)));
             }
@@ -954,6 +1014,11 @@ impl OrdersService {
         self.inventory
             .release_in(&mut uow, cart.id, back.version, "payment not taken", None)
             .await?;
+        if let Some(quote) = back.quote_id {
+            self.quotes
+                .reopen_in(&mut uow, quote, "payment not taken")
+                .await?;
+        }
         uow.commit().await?;
         Ok(PlaceOutcome::PaymentDeclined {
             message: message.to_owned(),

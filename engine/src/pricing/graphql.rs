@@ -134,6 +134,8 @@ pub enum PriceSourceKind {
     BasePrice,
     /// A price list.
     PriceList,
+    /// A quote the buyer accepted (the line's price was agreed in it).
+    Quote,
 }
 
 /// What the caller pays for a variant in one currency.
@@ -171,6 +173,7 @@ impl crate::cart::graphql::LinePriceSource {
                 kind: PriceSourceKind::BasePrice,
                 price_list_id: None,
                 min_quantity: None,
+                quote_id: None,
             },
             PriceSource::PriceList {
                 price_list,
@@ -179,6 +182,7 @@ impl crate::cart::graphql::LinePriceSource {
                 kind: PriceSourceKind::PriceList,
                 price_list_id: Some(ID(price_list.to_string())),
                 min_quantity: Some(Int64(min_quantity)),
+                quote_id: None,
             },
         }
     }

@@ -22,6 +22,8 @@ mod orders;
 mod permissions;
 mod pricing;
 mod privileges;
+mod quotes;
+mod requisition_lists;
 mod schema;
 mod seed;
 mod statements;

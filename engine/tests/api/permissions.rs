@@ -58,6 +58,8 @@ impl Schema {
                 "Int" | "Int64" => json!(1),
                 "Boolean" => json!(false),
                 "Float" => json!(1.0),
+                "DateTime" => json!("2099-01-01T00:00:00Z"),
+                "NaiveDate" => json!("2099-01-01"),
                 _ => json!("sample-value-1"),
             }),
             "ENUM" => self.types[ty["name"].as_str()?]["enumValues"][0]["name"]

@@ -217,6 +217,49 @@ impl CartService {
             .collect())
     }
 
+    /// The cart that accepts quote `quote`: under the quote's own key (never anyone's active
+    /// cart, so nobody edits it), with the quote's `lines` (variant, quantity) at the quoted
+    /// prices, taxed for the buyer, and its totals with the quote's discount. Found again
+    /// rather than created when an earlier acceptance's payment was declined. Constant
+    /// statements, whatever the number of lines.
+    pub(crate) async fn quote_cart_in(
+        &self,
+        uow: &mut UnitOfWork,
+        buyer: &Buyer,
+        quote: Uuid,
+        currency: CurrencyCode,
+        lines: &[(Uuid, i64)],
+    ) -> AppResult<order::Model> {
+        let key = format!("quote:{quote}");
+        if let Some(cart) = Self::lock_cart(uow, &key).await? {
+            return Ok(cart);
+        }
+        let (cart, _) = self
+            .create(uow, &key, buyer, Some(currency), Some(quote))
+            .await?;
+        let ids = lines.iter().map(|(v, _)| *v).collect();
+        let variants: HashMap<Uuid, variant::Model> =
+            catalog::variants_by_id(uow.tx(), uow.tenant(), ids, true)
+                .await?
+                .into_iter()
+                .map(|v| (v.id, v))
+                .collect();
+        let items: Vec<(&variant::Model, i64, Option<Uuid>)> = lines
+            .iter()
+            .filter_map(|(v, q)| variants.get(v).map(|v| (v, *q, None)))
+            .collect();
+        let mut rows = Vec::with_capacity(items.len());
+        for row in self.price(uow, buyer, &cart, &items).await? {
+            rows.push(row.map_err(|(_, message)| AppError::Rejected {
+                code: "QUOTE_LINE_UNAVAILABLE",
+                message,
+            })?);
+        }
+        self.write_lines(uow, &cart, rows, Vec::new(), false)
+            .await?;
+        self.save_totals(uow, buyer, &cart).await
+    }
+
     /// Recomputes and stores the cart's totals (version bump, no event).
     pub(crate) async fn totals_in(
         &self,

@@ -78,11 +78,6 @@ impl CartService {
             .collect::<HashSet<_>>()
             .into_iter()
             .collect();
-        let data = self
-            .pricing
-            .data_in(uow.tx(), uow.tenant(), ids, currency)
-            .await?;
-        let ctx = buyer.pricing(currency);
         let lines: Vec<PriceLine> = items
             .iter()
             .map(|(v, q, _)| PriceLine {
@@ -90,7 +85,27 @@ impl CartService {
                 quantity: *q,
             })
             .collect();
-        let prices = self.strategies.pricing.price(&ctx, &lines, &data);
+        // A cart accepting a quote has the quote's prices, frozen when it was sent.
+        let prices = match cart.quote_id {
+            Some(quote) => {
+                crate::quotes::service::quoted_prices_in(
+                    uow.tx(),
+                    uow.tenant(),
+                    quote,
+                    &lines,
+                    currency,
+                )
+                .await?
+            }
+            None => {
+                let data = self
+                    .pricing
+                    .data_in(uow.tx(), uow.tenant(), ids, currency)
+                    .await?;
+                let ctx = buyer.pricing(currency);
+                self.strategies.pricing.price(&ctx, &lines, &data)
+            }
+        };
         let mut amounts: Vec<Result<(LinePrice, Money), LineFault>> =
             Vec::with_capacity(items.len());
         for ((_, quantity, _), price) in items.iter().zip(prices) {
@@ -146,7 +161,10 @@ impl CartService {
                 tax: tax.tax.amount,
                 tax_category: v.tax_category.clone(),
                 weight: v.weight_grams,
-                price_source: json_text(&StoredPriceSource::from(price.source))?,
+                price_source: json_text(&match cart.quote_id {
+                    Some(quote) => StoredPriceSource::quote(quote),
+                    None => StoredPriceSource::from(price.source),
+                })?,
                 tax_lines: json_text(&tax_lines)?,
             }));
         }

@@ -200,12 +200,27 @@ impl From<&TaxLine> for StoredTaxLine {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct StoredPriceSource {
-    /// `BASE_PRICE` or `PRICE_LIST`.
+    /// `BASE_PRICE`, `PRICE_LIST` or `QUOTE`.
     pub kind: String,
     /// The price list.
     pub price_list_id: Option<Uuid>,
     /// The tier's minimum quantity.
     pub min_quantity: Option<i64>,
+    /// The quote whose price it is.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quote_id: Option<Uuid>,
+}
+
+impl StoredPriceSource {
+    /// The price agreed in quote `quote`.
+    pub fn quote(quote: Uuid) -> Self {
+        StoredPriceSource {
+            kind: "QUOTE".into(),
+            price_list_id: None,
+            min_quantity: None,
+            quote_id: Some(quote),
+        }
+    }
 }
 
 impl From<PriceSource> for StoredPriceSource {
@@ -215,6 +230,7 @@ impl From<PriceSource> for StoredPriceSource {
                 kind: "BASE_PRICE".into(),
                 price_list_id: None,
                 min_quantity: None,
+                quote_id: None,
             },
             PriceSource::PriceList {
                 price_list,
@@ -223,6 +239,7 @@ impl From<PriceSource> for StoredPriceSource {
                 kind: "PRICE_LIST".into(),
                 price_list_id: Some(price_list),
                 min_quantity: Some(min_quantity),
+                quote_id: None,
             },
         }
     }
@@ -517,7 +534,7 @@ impl CartService {
                         key
                     }
                 };
-                self.create(&uow, &key, &buyer, currency).await?
+                self.create(&uow, &key, &buyer, currency, None).await?
             }
             None => return Err(AppError::not_found("Cart", "active cart")),
         };
@@ -630,12 +647,13 @@ impl CartService {
 
     /// Creates the cart with `key` unless a concurrent call just did, and returns it locked,
     /// with whether this call created it.
-    pub(super) async fn create(
+    pub(crate) async fn create(
         &self,
         uow: &UnitOfWork,
         key: &str,
         buyer: &Buyer,
         currency: Option<CurrencyCode>,
+        quote: Option<Uuid>,
     ) -> AppResult<(order::Model, bool)> {
         let tenant = uow.tenant();
         let currency = match currency {
@@ -678,6 +696,7 @@ impl CartService {
             payment_method: Set(None),
             idempotency_key: Set(None),
             customer_email: Set(None),
+            quote_id: Set(quote),
         };
         // A concurrent first change of the same cart waits here for the other insert and
         // then inserts nothing; both continue with the one row, locked.

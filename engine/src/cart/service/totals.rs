@@ -104,7 +104,7 @@ impl CartService {
     ) -> AppResult<order::Model> {
         let aggregates = self.aggregate(uow, cart).await?;
         let codes: Vec<String> = serde_json::from_str(&cart.coupons).unwrap_or_default();
-        let coupons: Vec<Coupon> = if codes.is_empty() {
+        let mut coupons: Vec<Coupon> = if codes.is_empty() {
             Vec::new()
         } else {
             let rows = coupon::Entity::find()
@@ -117,6 +117,23 @@ impl CartService {
                 .filter_map(|c| rows.iter().find(|r| &r.code == c).and_then(to_coupon))
                 .collect()
         };
+        // A quote's order-level discount, as agreed.
+        if let Some(quote) = cart.quote_id {
+            let amount = crate::quotes::service::discount_in(uow.tx(), uow.tenant(), quote).await?;
+            if amount > 0 {
+                coupons.push(Coupon {
+                    code: "QUOTE".into(),
+                    discount: vectis_strategies::promotions::Discount::Fixed(Money::new(
+                        amount,
+                        Self::currency_of(cart)?,
+                    )),
+                    min_order: None,
+                    valid_from: None,
+                    valid_until: None,
+                    active: true,
+                });
+            }
+        }
         let totals = compute(
             &self.strategies,
             &TotalsInput {

@@ -66,15 +66,39 @@ impl CompaniesService {
         company: Uuid,
     ) -> AppResult<bool> {
         let tx = self.core.db.read(Scope::Tenant(tenant)).await?;
-        let covered = match Self::load_tree(&tx, tenant, company).await? {
+        let covered = Self::rep_covers_in(&tx, tenant, staff, company).await?;
+        tx.commit().await?;
+        Ok(covered)
+    }
+
+    /// [`Self::rep_covers`] inside a transaction.
+    pub(crate) async fn rep_covers_in(
+        tx: &DatabaseTransaction,
+        tenant: TenantId,
+        staff: Uuid,
+        company: Uuid,
+    ) -> AppResult<bool> {
+        Ok(match Self::load_tree(tx, tenant, company).await? {
             Some(view) => {
-                let assigned = Self::assigned(&tx, tenant, staff).await?;
+                let assigned = Self::assigned(tx, tenant, staff).await?;
                 view.ancestry().iter().any(|c| assigned.contains(&c.id))
             }
             None => false,
-        };
-        tx.commit().await?;
-        Ok(covered)
+        })
+    }
+
+    /// The companies a sales rep looks after: those assigned to them and their divisions.
+    pub(crate) async fn rep_companies_in(
+        &self,
+        tx: &DatabaseTransaction,
+        tenant: TenantId,
+        staff: Uuid,
+    ) -> AppResult<Vec<Uuid>> {
+        let mut all = HashSet::new();
+        for company in Self::assigned(tx, tenant, staff).await? {
+            all.extend(self.subtree_of(tx, tenant, company).await?);
+        }
+        Ok(all.into_iter().collect())
     }
 
     /// Assigns a sales rep (a staff user of the tenant, checked by the caller) to a company.
