@@ -286,7 +286,7 @@ impl QuoteHistoryEntry {
 pub struct QuoteError {
     /// `EMPTY_CART`, `QUOTE_NOT_EDITABLE`, `QUOTE_NOT_SENT`, `QUOTE_EXPIRED`,
     /// `QUOTE_ALREADY_ACCEPTED`, `NOT_ASSIGNED`, `LINES_REFUSED`, `QUOTE_EMPTY`,
-    /// `DISCOUNT_EXCEEDS_SUBTOTAL`.
+    /// `DISCOUNT_EXCEEDS_SUBTOTAL`, `QUOTE_OTHER_COMPANY`.
     pub code: String,
     /// For people.
     pub message: String,

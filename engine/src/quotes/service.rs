@@ -59,7 +59,7 @@ pub const DEFAULT_VALIDITY_DAYS: i32 = 30;
 pub struct Refusal {
     /// `EMPTY_CART`, `QUOTE_NOT_EDITABLE`, `QUOTE_NOT_SENT`, `QUOTE_EXPIRED`,
     /// `QUOTE_ALREADY_ACCEPTED`, `NOT_ASSIGNED`, `LINES_REFUSED`, `DISCOUNT_EXCEEDS_SUBTOTAL`,
-    /// `QUOTE_EMPTY`.
+    /// `QUOTE_EMPTY`, `QUOTE_OTHER_COMPANY`.
     pub code: &'static str,
     /// For people.
     pub message: String,
@@ -1074,6 +1074,13 @@ impl QuotesService {
         self.may_respond(uow, caller, &q).await?;
         if let Some(r) = Self::answerable(&q) {
             return Ok(Err(r));
+        }
+        // The order is placed for the company the caller acts in: the quote's own.
+        if caller.membership().map(|m| m.company_id) != Some(q.company_id) {
+            return Ok(Err(Refusal::new(
+                "QUOTE_OTHER_COMPANY",
+                "accept the quote as a user of the company it was made for",
+            )));
         }
         let lines: Vec<(Uuid, i64)> = line::Entity::find()
             .select_only()

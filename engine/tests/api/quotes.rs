@@ -480,6 +480,25 @@ async fn an_accepted_quote_goes_through_approval_like_any_order() {
     add(&t, &buyer, "S-0", 3).await;
     let id = request(&t, &buyer).await["id"].clone();
     op(&t, &rep, SEND, &id, "sendQuote").await;
+    // An admin of a parent company sees a division's quote but accepts only its own.
+    let division = t
+        .ok(
+            Some(&t.a.admin),
+            "mutation($p: ID!) { createCompany(input: { name: \"Acme South\", parentId: $p }) { id } }",
+            json!({ "p": company }),
+        )
+        .await["createCompany"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let south = crate::support::company_user(&t, &division, "south@held.test", "buyer").await;
+    add(&t, &south, "S-0", 1).await;
+    let theirs = request(&t, &south).await["id"].clone();
+    op(&t, &rep, SEND, &theirs, "sendQuote").await;
+    t.ok(Some(&admin), QUOTE, json!({ "id": theirs })).await;
+    let r = op(&t, &admin, ACCEPT, &theirs, "acceptQuote").await;
+    assert_eq!(r["code"], "QUOTE_OTHER_COMPANY", "{r}");
+
     let order = op(&t, &buyer, ACCEPT, &id, "acceptQuote").await;
     assert_eq!(order["state"], "PendingApproval", "{order}");
 }
@@ -680,4 +699,46 @@ async fn buyers_are_emailed_sent_quotes_and_reps_the_buyers_answers() {
         mails.iter().any(|f| f.contains("our best offer")),
         "the rep's note"
     );
+}
+
+#[tokio::test]
+async fn a_declined_card_reopens_the_quote_for_another_try() {
+    let t = TestApp::new().await;
+    crate::cart::catalog(&t, 1, 1_000).await;
+    let (company, buyer) = b2b(&t, "NET30", None, "buyer@card.test", "buyer").await;
+    let rep = rep(&t, &company, "rep@card.test").await;
+    add(&t, &buyer, "S-0", 4).await;
+    let id = request(&t, &buyer).await["id"].clone();
+    op(&t, &rep, SEND, &id, "sendQuote").await;
+    let by_card = "mutation($id: ID!, $card: String!) { acceptQuote(id: $id, input: { paymentMethod: \"test-card\",
+        shippingMethod: \"standard\", paymentMetadata: { cardNumber: $card } }) { __typename
+        ... on Order { state totals { subtotal { amount } } } ... on PaymentDeclinedError { code } ... on QuoteError { code } } }";
+    let r = t
+        .ok(
+            Some(&buyer),
+            by_card,
+            json!({ "id": id, "card": "4000 0000 0000 0002" }),
+        )
+        .await;
+    assert_eq!(r["acceptQuote"]["code"], "PAYMENT_DECLINED", "{r}");
+    let seen = t.ok(Some(&buyer), QUOTE, json!({ "id": id })).await["quote"].clone();
+    assert_eq!(seen["state"], "Sent");
+    assert!(seen["orderId"].is_null());
+    last_event(&t, "vectis.quote.reopened").await;
+    let r = t
+        .ok(
+            Some(&buyer),
+            by_card,
+            json!({ "id": id, "card": "4242 4242 4242 4242" }),
+        )
+        .await;
+    assert_eq!(r["acceptQuote"]["state"], "PaymentAuthorized", "{r}");
+    assert_eq!(r["acceptQuote"]["totals"]["subtotal"]["amount"], 4_000);
+    assert_eq!(
+        t.scalar("SELECT COUNT(*) FROM orders WHERE quote_id IS NOT NULL")
+            .await,
+        1,
+        "the second try placed the same cart"
+    );
+    crate::contract::validate_outbox(&t).await;
 }
