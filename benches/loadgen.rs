@@ -2,7 +2,7 @@
 //! catalog under concurrency.
 //!
 //! ```text
-//! cargo run --release -p vectis-benches --bin loadgen -- [URL] [--prepare] [--catalog-only | --orders-only] [--duration SECS] [--reads N]
+//! cargo run --release -p vectis-benches --bin loadgen -- [URL] [--prepare] [--catalog-only | --orders-only | --quotes-only] [--duration SECS] [--reads N]
 //! ```
 //!
 //! `--prepare` only creates the bench catalog and exits: on PostgreSQL, let statistics catch
@@ -16,7 +16,9 @@
 //! read 30 times after 5 warm-ups; one line added to a 1,000-line cart; the same at 10,000
 //! lines; `placeOrder` of 1,000 and 10,000-line carts (10 and 3 times) by a company buyer of
 //! the demo on account (staff settle each invoice) and by a guest paying by test card;
-//! `cancelOrderLines` of one unit of most lines of such orders on account;
+//! `cancelOrderLines` of one unit of most lines of such orders on account; quotes of 1,000
+//! and 10,000 lines requested by the buyer, every line priced by staff, sent and accepted on
+//! account (`requestQuote`, `updateQuote`, `sendQuote`, `acceptQuote`, each timed);
 //! `products(first: 20)` with variants and prices under 16 and 64 connections for
 //! 20 s each. Each scenario prints a line; the last line is all results as JSON
 //! (milliseconds: min, p50, p95; requests/s for the catalog).
@@ -420,6 +422,92 @@ async fn cancel(client: &mut Client, who: &Buyer<'_>, size: usize, reps: usize) 
     times
 }
 
+const REQUEST_QUOTE: &str = "mutation { requestQuote(input: { comment: \"loadgen\" }) { __typename
+  ... on Quote { id lineCount lines(first: 10000) { nodes { id unitPrice { amount } } } } ... on QuoteError { code message } } }";
+const UPDATE_QUOTE: &str = "mutation($id: ID!, $l: [QuoteLineChangeInput!]!) { updateQuote(id: $id, input: { lines: $l, discount: 100 }) {
+  __typename ... on Quote { lineCount total { amount } } ... on QuoteError { code message } } }";
+const SEND_QUOTE: &str = "mutation($id: ID!) { sendQuote(id: $id) { __typename ... on Quote { state } ... on QuoteError { code message } } }";
+const ACCEPT_QUOTE: &str = "mutation($id: ID!) { acceptQuote(id: $id, input: { paymentMethod: \"invoice\", shippingMethod: \"standard\" }) {
+  __typename ... on Order { id lineCount totals { discounts { amount } } payments { id state } } ... on QuoteError { code message }
+  ... on CreditLimitExceededError { code message } ... on InsufficientStockError { code message } } }";
+
+/// Times of one quote's steps.
+#[derive(Default)]
+struct QuoteTimes {
+    request: Vec<Duration>,
+    update: Vec<Duration>,
+    send: Vec<Duration>,
+    accept: Vec<Duration>,
+}
+
+/// A `size`-line quote, `reps` times: the buyer's cart (filled, not timed) requested as a
+/// quote, every line priced 1 % lower by staff, sent, and accepted on account (staff settle
+/// each invoice).
+async fn quotes(client: &mut Client, who: &Buyer<'_>, size: usize, reps: usize) -> QuoteTimes {
+    let Buyer::OnAccount { buyer, staff } = who else {
+        unreachable!("quotes are measured on account");
+    };
+    let mut times = QuoteTimes::default();
+    for _ in 0..reps {
+        build_as(client, Some(buyer), size, size).await;
+        let t0 = Instant::now();
+        let out = client
+            .gql(&[("authorization", buyer)], REQUEST_QUOTE, json!({}))
+            .await;
+        times.request.push(t0.elapsed());
+        let quote = &out["requestQuote"];
+        assert_eq!(quote["lineCount"], size, "{}", short(&out));
+        let changes: Vec<Value> = quote["lines"]["nodes"]
+            .as_array()
+            .expect("lines")
+            .iter()
+            .map(|l| {
+                let unit = l["unitPrice"]["amount"].as_i64().unwrap_or_default();
+                json!({ "lineId": l["id"], "unitPrice": unit * 99 / 100 })
+            })
+            .collect();
+        let id = quote["id"].clone();
+        let t0 = Instant::now();
+        let out = client
+            .gql(
+                &[("authorization", staff)],
+                UPDATE_QUOTE,
+                json!({ "id": id, "l": changes }),
+            )
+            .await;
+        times.update.push(t0.elapsed());
+        assert_eq!(out["updateQuote"]["lineCount"], size, "{}", short(&out));
+        let t0 = Instant::now();
+        let out = client
+            .gql(&[("authorization", staff)], SEND_QUOTE, json!({ "id": id }))
+            .await;
+        times.send.push(t0.elapsed());
+        assert_eq!(out["sendQuote"]["state"], "Sent", "{}", short(&out));
+        let t0 = Instant::now();
+        let out = client
+            .gql(
+                &[("authorization", buyer)],
+                ACCEPT_QUOTE,
+                json!({ "id": id }),
+            )
+            .await;
+        times.accept.push(t0.elapsed());
+        let order = out["acceptQuote"].clone();
+        assert_eq!(order["__typename"], "Order", "{}", short(&out));
+        assert_eq!(order["lineCount"], size, "{}", short(&out));
+        settle(client, staff, &order).await;
+        // The cart the quote was requested from is emptied for the next round.
+        client
+            .gql(
+                &[("authorization", buyer)],
+                "mutation { clearCart { applied } }",
+                json!({}),
+            )
+            .await;
+    }
+    times
+}
+
 async fn read(client: &mut Client, token: &str, expected: usize, reads: usize) -> Vec<Duration> {
     let headers = [("x-vectis-cart-token", token)];
     let mut times = Vec::new();
@@ -501,11 +589,13 @@ async fn main() {
     let mut prepare_only = false;
     let mut catalog_only = false;
     let mut orders_only = false;
+    let mut quotes_only = false;
     while let Some(arg) = args.next() {
         match arg.as_str() {
             "--prepare" => prepare_only = true,
             "--catalog-only" => catalog_only = true,
             "--orders-only" => orders_only = true,
+            "--quotes-only" => quotes_only = true,
             "--duration" => {
                 duration = args
                     .next()
@@ -529,7 +619,7 @@ async fn main() {
         results.insert(name.to_owned(), value);
     };
 
-    let sizes: &[usize] = if catalog_only || orders_only {
+    let sizes: &[usize] = if catalog_only || orders_only || quotes_only {
         &[]
     } else {
         &[1_000, 10_000]
@@ -560,6 +650,29 @@ async fn main() {
                 stats(&mut add_one(&mut client, &token, size, reads).await),
             );
         }
+    }
+    if quotes_only {
+        let staff = bearer(&mut client, "login", "admin@vectis.demo").await;
+        let buyer = bearer(&mut client, "customerLogin", "buyer@acme.demo").await;
+        let on_account = Buyer::OnAccount {
+            buyer: &buyer,
+            staff: &staff,
+        };
+        for (size, reps) in [(1_000, 10), (10_000, 3)] {
+            let mut t = quotes(&mut client, &on_account, size, reps).await;
+            report(&format!("request_{size}_line_quote"), stats(&mut t.request));
+            report(
+                &format!("price_every_line_of_a_{size}_line_quote"),
+                stats(&mut t.update),
+            );
+            report(&format!("send_{size}_line_quote"), stats(&mut t.send));
+            report(
+                &format!("accept_{size}_line_quote_on_account"),
+                stats(&mut t.accept),
+            );
+        }
+        println!("{}", Value::Object(results));
+        return;
     }
     if !catalog_only {
         let staff = bearer(&mut client, "login", "admin@vectis.demo").await;
