@@ -132,10 +132,13 @@ async fn deliveries_are_signed_retried_after_500s_and_logged() {
     assert_eq!(body["subject"], product);
     assert_eq!(body["id"], event_id);
 
+    // The endpoint and its deliveries are read by two statements: wait until both show the
+    // success (recorded in one transaction).
     let log = eventually(10, "the delivery to be recorded as succeeded", || async {
         let data = t.ok(Some(&t.a.admin), LOG, json!({})).await;
         let node = data["webhookEndpoints"][0]["deliveries"]["edges"][0]["node"].clone();
-        (node["status"] == "SUCCEEDED").then_some(data)
+        (node["status"] == "SUCCEEDED" && data["webhookEndpoints"][0]["consecutiveFailures"] == 0)
+            .then_some(data)
     })
     .await;
     let endpoint = &log["webhookEndpoints"][0];
