@@ -361,6 +361,9 @@ pub struct GraphqlConfig {
     pub max_directives: usize,
     /// Longest string (in bytes) accepted anywhere in a request's variables or document.
     pub max_string_bytes: usize,
+    /// Whether the schema answers introspection (`__schema`, `__type`). GraphiQL and code
+    /// generators need it; production deployments behind a BFF may switch it off.
+    pub introspection: bool,
 }
 
 impl Default for GraphqlConfig {
@@ -372,6 +375,7 @@ impl Default for GraphqlConfig {
             max_batch: 10,
             max_directives: 50,
             max_string_bytes: 1024 * 1024,
+            introspection: true,
         }
     }
 }

@@ -66,14 +66,18 @@ pub type VectisSchema = Schema<QueryRoot, MutationRoot, EmptySubscription>;
 /// Builds the schema over `services` with the configured depth limit (aliases and fields are
 /// checked per request by [`limits::QueryLimits`], see `App::execute_from`).
 pub fn build_schema(services: Services, limits: &GraphqlConfig) -> VectisSchema {
-    Schema::build(
+    let builder = Schema::build(
         QueryRoot::default(),
         MutationRoot::default(),
         EmptySubscription,
     )
     .data(services)
-    .limit_depth(limits.max_depth)
-    .finish()
+    .limit_depth(limits.max_depth);
+    if limits.introspection {
+        builder.finish()
+    } else {
+        builder.disable_introspection().finish()
+    }
 }
 
 /// The schema in SDL, as checked in at `schema.graphql`.

@@ -320,3 +320,37 @@ async fn anonymous_catalog_reads_are_cached_until_the_catalog_changes() {
         assert!(headers.get("x-vectis-cache").is_none());
     }
 }
+
+#[tokio::test]
+async fn introspection_answers_by_default_and_can_be_switched_off() {
+    let query = "{ __schema { queryType { name } } }";
+    let on = TestApp::new().await;
+    let r = on.gql(Some(&on.a.storefront), query, json!({})).await;
+    assert_eq!(
+        r["data"]["__schema"]["queryType"]["name"], "QueryRoot",
+        "{r}"
+    );
+
+    let mut config = crate::support::fresh_config().await;
+    config.graphql.introspection = false;
+    let off = TestApp::with_config(config).await;
+    let r = off.gql(Some(&off.a.storefront), query, json!({})).await;
+    assert!(r["data"]["__schema"].is_null(), "{r}");
+    let r = off
+        .gql(
+            Some(&off.a.admin),
+            "{ __type(name: \"Order\") { name } }",
+            json!({}),
+        )
+        .await;
+    assert!(r["data"]["__type"].is_null(), "{r}");
+    // Everything else answers as before.
+    let r = off
+        .gql(
+            Some(&off.a.storefront),
+            "{ __typename products { totalCount } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(r["data"]["products"]["totalCount"], 0, "{r}");
+}
