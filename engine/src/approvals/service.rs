@@ -691,32 +691,16 @@ pub async fn approvers_of<C: ConnectionTrait>(
     buyer: Option<Uuid>,
     requirements: &[Requirement],
 ) -> AppResult<Vec<(String, String)>> {
-    use crate::companies::entity::company as company_entity;
     let asked: HashSet<&str> = requirements
         .iter()
         .filter_map(|r| r.tiers.first())
         .flatten()
         .map(|rc| rc.role.as_str())
         .collect();
-    let Some(root) = company_entity::Entity::find_by_id(company)
-        .filter(company_entity::Column::TenantId.eq(tenant.0))
-        .one(tx)
-        .await?
-        .map(|c| c.root_id)
-    else {
-        return Ok(Vec::new());
-    };
-    let tree = company_entity::Entity::find()
-        .filter(company_entity::Column::TenantId.eq(tenant.0))
-        .filter(company_entity::Column::RootId.eq(root))
-        .all(tx)
-        .await?;
     // The company and its parents.
-    let mut chain = Vec::new();
-    let mut next = Some(company);
-    while let Some(id) = next {
-        chain.push(id);
-        next = tree.iter().find(|c| c.id == id).and_then(|c| c.parent_id);
+    let chain = CompaniesService::chain_of(tx, tenant, company).await?;
+    if chain.is_empty() {
+        return Ok(Vec::new());
     }
     let members = member::Entity::find()
         .filter(member::Column::TenantId.eq(tenant.0))

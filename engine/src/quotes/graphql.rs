@@ -151,7 +151,7 @@ impl QuoteObject {
         } else {
             services(ctx)
                 .quotes
-                .lines(caller.tenant, self.0.id, request.first, request.after)
+                .lines(caller.tenant, self.0.id, request)
                 .await?
         };
         crate::catalog::graphql::preload_line_variants(

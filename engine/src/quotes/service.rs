@@ -28,6 +28,7 @@ use crate::companies::CompaniesService;
 use crate::companies::service::{Grants, Need};
 use crate::db::id_in;
 use crate::db::json_rows::{JsonRows, hex};
+use crate::db::page::PageRequest;
 use crate::error::{AppError, AppResult, ItemError, code};
 use crate::events::{Core, UnitOfWork};
 use crate::kernel::TenantId;
@@ -238,7 +239,7 @@ pub async fn mail_recipients_in<C: ConnectionTrait>(
 ) -> AppResult<Vec<(String, String)>> {
     use crate::accounts::entity::customer as customer_entity;
     use crate::auth::entity::staff_user;
-    use crate::companies::entity::{company as company_entity, sales_rep};
+    use crate::companies::entity::sales_rep;
     if to_buyer {
         let Some(customer) = customer else {
             return Ok(Vec::new());
@@ -252,25 +253,10 @@ pub async fn mail_recipients_in<C: ConnectionTrait>(
             .map(|c| (c.email, c.first_name))
             .collect());
     }
-    let mut chain = Vec::new();
-    if let Some(company) = company
-        && let Some(root) = company_entity::Entity::find_by_id(company)
-            .filter(company_entity::Column::TenantId.eq(tenant.0))
-            .one(tx)
-            .await?
-            .map(|c| c.root_id)
-    {
-        let tree = company_entity::Entity::find()
-            .filter(company_entity::Column::TenantId.eq(tenant.0))
-            .filter(company_entity::Column::RootId.eq(root))
-            .all(tx)
-            .await?;
-        let mut next = Some(company);
-        while let Some(id) = next {
-            chain.push(id);
-            next = tree.iter().find(|c| c.id == id).and_then(|c| c.parent_id);
-        }
-    }
+    let chain = match company {
+        Some(company) => CompaniesService::chain_of(tx, tenant, company).await?,
+        None => Vec::new(),
+    };
     let mut staff: Vec<Uuid> = sales_rep::Entity::find()
         .select_only()
         .column(sales_rep::Column::StaffUserId)
@@ -1284,22 +1270,15 @@ impl QuotesService {
         &self,
         tenant: TenantId,
         quote: Uuid,
-        first: u64,
-        after: Option<Uuid>,
+        request: PageRequest,
     ) -> AppResult<Vec<line::Model>> {
         self.core
             .read(tenant, |tx| {
                 Box::pin(async move {
-                    let mut q = line::Entity::find()
+                    let q = line::Entity::find()
                         .filter(line::Column::TenantId.eq(tenant.0))
                         .filter(line::Column::QuoteId.eq(quote));
-                    if let Some(a) = after {
-                        q = q.filter(line::Column::Id.gt(a));
-                    }
-                    Ok(q.order_by_asc(line::Column::Id)
-                        .limit(first + 1)
-                        .all(tx)
-                        .await?)
+                    Ok(request.apply(q, line::Column::Id).all(tx).await?)
                 })
             })
             .await

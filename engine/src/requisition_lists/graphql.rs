@@ -73,7 +73,7 @@ impl RequisitionListObject {
         } else {
             services(ctx)
                 .requisition_lists
-                .lines(caller.tenant, self.0.id, request.first, request.after)
+                .lines(caller.tenant, self.0.id, request)
                 .await?
         };
         crate::catalog::graphql::preload_line_variants(

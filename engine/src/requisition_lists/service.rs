@@ -24,6 +24,7 @@ use crate::catalog::service::ARCHIVED;
 use crate::companies::CompaniesService;
 use crate::db::id_in;
 use crate::db::json_rows::{JsonRows, hex};
+use crate::db::page::PageRequest;
 use crate::error::{AppError, AppResult, ItemError, code};
 use crate::events::{Core, UnitOfWork};
 use crate::kernel::TenantId;
@@ -696,22 +697,15 @@ impl RequisitionListsService {
         &self,
         tenant: TenantId,
         list_id: Uuid,
-        first: u64,
-        after: Option<Uuid>,
+        request: PageRequest,
     ) -> AppResult<Vec<line::Model>> {
         self.core
             .read(tenant, |tx| {
                 Box::pin(async move {
-                    let mut q = line::Entity::find()
+                    let q = line::Entity::find()
                         .filter(line::Column::TenantId.eq(tenant.0))
                         .filter(line::Column::ListId.eq(list_id));
-                    if let Some(a) = after {
-                        q = q.filter(line::Column::Id.gt(a));
-                    }
-                    Ok(q.order_by_asc(line::Column::Id)
-                        .limit(first + 1)
-                        .all(tx)
-                        .await?)
+                    Ok(request.apply(q, line::Column::Id).all(tx).await?)
                 })
             })
             .await

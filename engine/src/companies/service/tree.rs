@@ -346,6 +346,38 @@ impl CompaniesService {
             .ok_or_else(|| AppError::not_found("Company", id))
     }
 
+    /// `company` and its parents up to the root, nearest first (two statements; empty for an
+    /// unknown company).
+    pub async fn chain_of<C: sea_orm::ConnectionTrait>(
+        tx: &C,
+        tenant: TenantId,
+        company: Uuid,
+    ) -> AppResult<Vec<Uuid>> {
+        let Some(root): Option<Uuid> = company::Entity::find()
+            .select_only()
+            .column(company::Column::RootId)
+            .filter(company::Column::TenantId.eq(tenant.0))
+            .filter(company::Column::Id.eq(company))
+            .into_tuple()
+            .one(tx)
+            .await?
+        else {
+            return Ok(Vec::new());
+        };
+        let tree = company::Entity::find()
+            .filter(company::Column::TenantId.eq(tenant.0))
+            .filter(company::Column::RootId.eq(root))
+            .all(tx)
+            .await?;
+        let mut chain = Vec::new();
+        let mut next = Some(company);
+        while let Some(id) = next {
+            chain.push(id);
+            next = tree.iter().find(|c| c.id == id).and_then(|c| c.parent_id);
+        }
+        Ok(chain)
+    }
+
     /// `company` and all its divisions (two statements).
     pub async fn subtree_of<C: sea_orm::ConnectionTrait>(
         &self,
