@@ -742,3 +742,55 @@ async fn a_declined_card_reopens_the_quote_for_another_try() {
     );
     crate::contract::validate_outbox(&t).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn twenty_reps_pricing_one_quote_at_once_keep_its_totals_equal_to_its_lines() {
+    let t = parallel_app().await;
+    crate::cart::catalog(&t, PARALLEL, 1_000).await;
+    let (company, buyer) = b2b(&t, "NET30", None, "buyer@reprace.test", "buyer").await;
+    let rep = rep(&t, &company, "rep@reprace.test").await;
+    for i in 0..PARALLEL {
+        add(&t, &buyer, &format!("S-{i}"), 2).await;
+    }
+    let q = request(&t, &buyer).await;
+    let id = q["id"].clone();
+    let lines = line_ids(&q);
+    // Each caller prices its own line and sets the order discount.
+    let results = race(PARALLEL, |i| {
+        call(
+            &t,
+            Some(rep.clone()),
+            UPDATE,
+            json!({ "id": id, "i": { "lines": [{ "lineId": lines[i], "unitPrice": 500 + i as i64 }], "discount": i } }),
+        )
+    })
+    .await;
+    for r in &results {
+        assert_eq!(r["data"]["updateQuote"]["__typename"], "Quote", "{r}");
+    }
+    let seen = t
+        .ok(
+            Some(&rep),
+            "query($id: ID!) { quote(id: $id) { version subtotal { amount } discount { amount } total { amount }
+              lines(first: 100) { nodes { linePrice { amount } } } } }",
+            json!({ "id": id }),
+        )
+        .await["quote"]
+        .clone();
+    let sum: i64 = seen["lines"]["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["linePrice"]["amount"].as_i64().unwrap())
+        .sum();
+    let expected: i64 = (0..PARALLEL as i64).map(|i| 2 * (500 + i)).sum();
+    assert_eq!(sum, expected, "every caller's price is kept");
+    assert_eq!(seen["subtotal"]["amount"], expected);
+    let discount = seen["discount"]["amount"].as_i64().unwrap();
+    assert_eq!(seen["total"]["amount"], expected - discount);
+    assert_eq!(
+        seen["version"],
+        PARALLEL as i64 + 1,
+        "one version per change"
+    );
+}
