@@ -492,12 +492,18 @@ impl RequisitionListsService {
                 let ids: Vec<Uuid> = inputs.iter().filter_map(|l| l.variant_id).collect();
                 let mut variants = catalog::variants_by_sku(uow.tx(), tenant, skus, true).await?;
                 variants.extend(catalog::variants_by_id(uow.tx(), tenant, ids, true).await?);
+                let by_id: HashMap<Uuid, &crate::catalog::entity::variant::Model> =
+                    variants.iter().map(|v| (v.id, v)).collect();
+                let by_sku: HashMap<&str, &crate::catalog::entity::variant::Model> =
+                    variants.iter().map(|v| (v.sku.as_str(), v)).collect();
                 let mut errors = Vec::new();
                 let mut out = Vec::with_capacity(inputs.len());
                 for (i, l) in inputs.iter().enumerate() {
-                    let v = variants.iter().find(|v| {
-                        Some(v.id) == l.variant_id || l.sku.as_deref() == Some(v.sku.as_str())
-                    });
+                    let v = match (&l.variant_id, &l.sku) {
+                        (Some(id), _) => by_id.get(id),
+                        (None, Some(sku)) => by_sku.get(sku.as_str()),
+                        (None, None) => None,
+                    };
                     match v {
                         None => errors.push(ItemError::new(
                             i,
