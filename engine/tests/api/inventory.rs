@@ -1131,10 +1131,21 @@ async fn the_consumer_applies_inbound_stock_from_the_broker_and_dead_letters_the
         .consumer(&format!("dlq-reader-{}", uuid::Uuid::now_v7().simple()))
         .unwrap();
     reader.subscribe(&[&format!("{topic}.dlq")]).unwrap();
-    let letter = tokio::time::timeout(std::time::Duration::from_secs(60), reader.recv())
-        .await
-        .expect("a dead letter in time")
-        .unwrap();
+    // The dead-letter topic may not exist yet when the reader subscribes: the broker answers
+    // `UnknownTopicOrPartition` until the first letter creates it.
+    let letter = tokio::time::timeout(std::time::Duration::from_secs(60), async {
+        loop {
+            match reader.recv().await {
+                Ok(m) => break m,
+                Err(e) if e.to_string().contains("UnknownTopicOrPartition") => {
+                    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+                }
+                Err(e) => panic!("reading the dead letters: {e}"),
+            }
+        }
+    })
+    .await
+    .expect("a dead letter in time");
     let letter: Value = serde_json::from_slice(letter.payload().unwrap()).unwrap();
     assert!(
         letter["reason"]
